@@ -1,0 +1,289 @@
+// chunk_coder.hpp: coding one chunk with 1, 2, 4 or 8 interleaved lanes.
+//
+// READ ME FIRST
+// Chunk body = [state-size codes][lane final states][32-bit words, little-endian].
+//  - Every lane starts the encoder at x = L = 2^31; the decoder must end every lane exactly
+//    there. That 31-bit check per lane is what catches corrupted streams and wrong tables.
+//  - A final state x is written in 4 + c bytes, little-endian, c = 0..3 in 2 bits per lane
+//    (lane l in bits 2(l mod 4) of code byte l / 4). A state >= 2^56 first emits its low word
+//    into the word stream (then it is below L and the decoder's first refill restores it).
+//    So a lane costs 31 bits (its start state) + about 5.5 bits of flush rounding + 2 bits.
+//  - Lanes emit extra words from the last lane to the first, so the decoder, initialising
+//    lanes 0, 1, ... in order, reads them first-lane first.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "core/error.hpp"
+#include "core/escape.hpp"
+#include "core/rans.hpp"
+#include "core/symbol_tables.hpp"
+
+namespace ransform {
+
+inline std::string index_error(uint64_t pos, int64_t value, size_t rows) {
+  return "indexes[" + std::to_string(pos) + "] = " + std::to_string(value) +
+         " is out of range for a table with " + std::to_string(rows) + " rows";
+}
+
+[[noreturn]] RANSFORM_COLD inline void throw_index_error(uint64_t pos, int64_t value, size_t rows) {
+  throw InputError(index_error(pos, value, rows));
+}
+
+[[noreturn]] RANSFORM_COLD inline void throw_no_escape(uint64_t pos, int32_t value, int32_t r, const RowInfo& row) {
+  throw InputError("symbols[" + std::to_string(pos) + "] = " + std::to_string(value) + " is outside row " +
+                   std::to_string(r) + "'s range [" + std::to_string(row.offset) + ", " +
+                   std::to_string(static_cast<int64_t>(row.offset) + row.nsym - 1) +
+                   "] and that row has no escape symbol (tail_mass 0)");
+}
+
+// An encoded chunk body lives at [begin, end) inside its own buffer.
+struct ChunkBuffer {
+  std::unique_ptr<uint32_t[]> storage;
+  const uint8_t* begin = nullptr;
+  const uint8_t* end = nullptr;
+  size_t size() const { return static_cast<size_t>(end - begin); }
+};
+
+class ChunkEncoder {
+ public:
+  explicit ChunkEncoder(const SymbolTables& t) : t_(t), rows_(t.row_data()), enc_(t.enc()),
+      nrows_(static_cast<uint32_t>(t.rows())), precision_(t.precision()) {}
+
+  // Encodes count symbols with lanes lanes; first is the chunk's position in the stream
+  // (for error messages).
+  ChunkBuffer encode(const int32_t* sym, const int32_t* idx, size_t count, int lanes, uint64_t first) const {
+    // Worst case per symbol: P bits + escape (sign, 33-bit unary, 32-bit suffix) < 96 bits.
+    const size_t cap_words = 3 * count + 2 * kMaxLanesHere + 8;
+    ChunkBuffer buf;
+    buf.storage.reset(new uint32_t[cap_words]);  // not touched beyond what is written
+    uint32_t* const words_end = buf.storage.get() + cap_words;
+    uint32_t* out = words_end;
+    uint64_t x[kMaxLanesHere];
+    for (int l = 0; l < lanes; ++l) x[l] = kRansL;
+    switch (lanes) {
+      case 1: run<1>(x, out, sym, idx, count, first); break;
+      case 2: run<2>(x, out, sym, idx, count, first); break;
+      case 4: run<4>(x, out, sym, idx, count, first); break;
+      default: run<8>(x, out, sym, idx, count, first); break;
+    }
+    // Flush: oversized states emit one word (last lane first), then states and codes go
+    // in front of the words, written backwards.
+    int code[kMaxLanesHere];
+    for (int l = lanes - 1; l >= 0; --l) {
+      if (x[l] >= (uint64_t{1} << 56)) {
+        *--out = static_cast<uint32_t>(x[l]);
+        x[l] >>= 32;
+      }
+      int nbytes = 4;
+      while (nbytes < 8 && (x[l] >> (8 * nbytes))) ++nbytes;
+      code[l] = nbytes - 4;
+    }
+    uint8_t* p = reinterpret_cast<uint8_t*>(out);
+    for (int l = lanes - 1; l >= 0; --l) {
+      const int nbytes = 4 + code[l];
+      p -= nbytes;
+      for (int b = 0; b < nbytes; ++b) p[b] = static_cast<uint8_t>(x[l] >> (8 * b));
+    }
+    const int ncode = (lanes + 3) / 4;
+    p -= ncode;
+    std::memset(p, 0, ncode);
+    for (int l = 0; l < lanes; ++l) p[l / 4] |= static_cast<uint8_t>(code[l] << (2 * (l % 4)));
+    buf.begin = p;
+    buf.end = reinterpret_cast<const uint8_t*>(words_end);
+    return buf;
+  }
+
+ private:
+  static constexpr int kMaxLanesHere = 8;
+
+  // Copies of the table fields the hot loop reads. Being locals of run(), they cannot be
+  // aliased by the stores to the output words, so the compiler keeps them in registers.
+  struct View {
+    const RowInfo* rows;
+    const EncSymbol* enc;
+    uint32_t nrows;
+    int precision;
+  };
+
+  // Symbols are coded backwards; symbol j goes to lane j mod K.
+  template <int K>
+  void run(uint64_t* x, uint32_t*& out_ref, const int32_t* sym, const int32_t* idx, size_t count, uint64_t first) const {
+    const View v{rows_, enc_, nrows_, precision_};
+    uint32_t* out = out_ref;
+    size_t j = count;
+    while (j % K) {
+      --j;
+      put(v, x[j % K], out, sym[j], idx[j], first + j);
+    }
+    uint64_t s[K];
+    for (int l = 0; l < K; ++l) s[l] = x[l];
+    while (j) {
+      j -= K;
+      for (int l = K - 1; l >= 0; --l) put(v, s[l], out, sym[j + l], idx[j + l], first + j + l);
+    }
+    for (int l = 0; l < K; ++l) x[l] = s[l];
+    out_ref = out;
+  }
+
+  RANSFORM_HOT void put(const View& v, uint64_t& x, uint32_t*& out, int32_t value, int32_t r, uint64_t pos) const {
+    if (static_cast<uint32_t>(r) >= v.nrows) throw_index_error(pos, r, v.nrows);
+    const RowInfo& row = v.rows[r];
+    const uint32_t local = static_cast<uint32_t>(value) - static_cast<uint32_t>(row.offset);
+    if (local < row.nsym) {
+      enc_put(x, out, v.enc[row.enc_base + local], v.precision);
+    } else if (row.has_escape) {
+      enc_put_escape(x, out, t_, row, value);
+    } else {
+      throw_no_escape(pos, value, r, row);
+    }
+  }
+
+  const SymbolTables& t_;
+  const RowInfo* rows_;
+  const EncSymbol* enc_;
+  uint32_t nrows_;
+  int precision_;
+};
+
+// Decodes one chunk, possibly over several calls (the incremental decoder).
+class ChunkDecoder {
+ public:
+  ChunkDecoder(const SymbolTables& t, const uint8_t* body, size_t size, int lanes, uint64_t count, uint64_t first)
+      : rows_(t.row_data()), cdf_(t.cdf()), bucket_(t.bucket()), nrows_(static_cast<uint32_t>(t.rows())),
+        precision_(t.precision()), lanes_(lanes), count_(count), first_(first) {
+    const uint8_t* p = body;
+    const uint8_t* end = body + size;
+    const int ncode = (lanes + 3) / 4;
+    if (end - p < ncode) throw StreamError("stream is truncated (chunk header)");
+    const uint8_t* codes = p;
+    p += ncode;
+    for (int l = 0; l < lanes; ++l) {
+      const int nbytes = 4 + ((codes[l / 4] >> (2 * (l % 4))) & 3);
+      if (end - p < nbytes) throw StreamError("stream is truncated (lane states)");
+      uint64_t v = 0;
+      for (int b = 0; b < nbytes; ++b) v |= static_cast<uint64_t>(p[b]) << (8 * b);
+      p += nbytes;
+      // Canonical form only: the top byte of a 5..7-byte state is non-zero, a 4-byte state is >= 2^24.
+      if (v < (uint64_t{1} << (8 * nbytes - 8)) || (nbytes == 4 && v < (uint64_t{1} << 24)))
+        throw StreamError("stream is corrupted (lane state)");
+      x_[l] = v;
+    }
+    if ((end - p) % 4 != 0) throw StreamError("stream is truncated or corrupted (chunk size)");
+    in_ = WordReader{p, end};
+    for (int l = 0; l < lanes; ++l) refill(in_, x_[l]);
+  }
+
+  uint64_t remaining() const { return count_ - pos_; }
+
+  // REQUIRES: m <= remaining(). Decodes the next m symbols of the chunk.
+  void decode(const int32_t* idx, int32_t* out, size_t m) {
+    size_t i = 0;
+    while (i < m && (pos_ + i) % lanes_) {
+      out[i] = get_one(x_[(pos_ + i) % lanes_], idx[i], pos_ + i);
+      ++i;
+    }
+    switch (lanes_) {
+      case 1: i = run<1>(idx, out, i, m); break;
+      case 2: i = run<2>(idx, out, i, m); break;
+      case 4: i = run<4>(idx, out, i, m); break;
+      default: i = run<8>(idx, out, i, m); break;
+    }
+    for (; i < m; ++i) out[i] = get_one(x_[(pos_ + i) % lanes_], idx[i], pos_ + i);
+    pos_ += m;
+  }
+
+  // After the last symbol: every word read, every lane back at its start state.
+  void finish() const {
+    if (pos_ != count_) throw StreamError("internal: chunk not fully decoded");
+    if (in_.pos != in_.end) throw StreamError("stream is corrupted (unread data at the end of a chunk)");
+    for (int l = 0; l < lanes_; ++l)
+      if (x_[l] != kRansL)
+        throw StreamError("stream is corrupted, or decoded with a different table or indexes "
+                          "than it was encoded with (final state check failed)");
+  }
+
+ private:
+  // Copies of the table fields the hot loop reads, kept in registers (see ChunkEncoder::View).
+  struct View {
+    const RowInfo* rows;
+    const uint32_t* cdf;
+    const uint16_t* bucket;
+    uint32_t nrows;
+    int precision;
+  };
+
+  // Groups of K symbols; while at least K words are left no symbol can run out of input
+  // (each refills at most once; escapes take the checked path), so refills skip the check.
+  template <int K>
+  size_t run(const int32_t* idx, int32_t* out, size_t i, size_t m) {
+    const View v{rows_, cdf_, bucket_, nrows_, precision_};
+    WordReader in = in_;
+    uint64_t s[K];
+    for (int l = 0; l < K; ++l) s[l] = x_[l];
+    for (; i + K <= m; i += K) {
+      if (in.words_left() >= K) {
+        for (int l = 0; l < K; ++l) out[i + l] = get<false>(v, in, s[l], idx[i + l], pos_ + i + l);
+      } else {
+        for (int l = 0; l < K; ++l) out[i + l] = get<true>(v, in, s[l], idx[i + l], pos_ + i + l);
+      }
+    }
+    for (int l = 0; l < K; ++l) x_[l] = s[l];
+    in_ = in;
+    return i;
+  }
+
+  int32_t get_one(uint64_t& x, int32_t r, uint64_t pos) {
+    const View v{rows_, cdf_, bucket_, nrows_, precision_};
+    return get<true>(v, in_, x, r, pos);
+  }
+
+  static void refill(WordReader& in, uint64_t& x) {
+    if (x < kRansL) {
+      uint32_t w;
+      if (!in.read(w)) throw StreamError("stream is truncated");
+      x = (x << 32) | w;
+    }
+  }
+
+  template <bool kChecked>
+  RANSFORM_HOT int32_t get(const View& v, WordReader& in, uint64_t& x, int32_t r, uint64_t pos) const {
+    if (static_cast<uint32_t>(r) >= v.nrows) throw_index_error(first_ + pos, r, v.nrows);
+    const RowInfo& row = v.rows[r];
+    const uint32_t* cdf = v.cdf + row.cdf_base;
+    const uint16_t* bucket = v.bucket + row.bucket_base;
+    const uint32_t slot = static_cast<uint32_t>(x) & ((1u << v.precision) - 1);
+    const uint32_t b = slot >> (v.precision - SymbolTables::kBucketBits);
+    uint32_t s = bucket[b], hi = bucket[b + 1];
+    if (hi - s <= 1) {
+      s += cdf[s + 1] <= slot;  // the bucket spans one or two symbols: one branchless step
+    } else {
+      while (s < hi) {  // binary search: largest s in [s, hi] with cdf[s] <= slot
+        const uint32_t mid = (s + hi + 1) >> 1;
+        if (cdf[mid] <= slot) s = mid; else hi = mid - 1;
+      }
+    }
+    const uint32_t start = cdf[s];
+    x = dec_advance(x, start, cdf[s + 1] - start, slot, v.precision);
+    if (kChecked) refill(in, x); else in.refill_unchecked(x);
+    if (s < row.nsym) return row.offset + static_cast<int32_t>(s);
+    return dec_get_escape(x, in, row);
+  }
+
+  const RowInfo* rows_;
+  const uint32_t* cdf_;
+  const uint16_t* bucket_;
+  uint32_t nrows_;
+  int precision_;
+  int lanes_;
+  uint64_t count_;
+  uint64_t first_;
+  uint64_t pos_ = 0;
+  uint64_t x_[8] = {};
+  WordReader in_{nullptr, nullptr};
+};
+
+}  // namespace ransform

@@ -1,0 +1,74 @@
+// families.hpp: discretised location-scale distributions centred at 0.
+//
+// A family is given by its upper tail T(x) = P(X > x) at scale s (x >= 0):
+//   gaussian  T(x) = erfc(x / (s sqrt 2)) / 2        (s = standard deviation)
+//   laplace   T(x) = exp(-x / s) / 2                 (s = diversity b)
+//   logistic  T(x) = 1 / (1 + exp(x / s))            (s = scale, std = s pi / sqrt 3)
+// The integer k gets the mass of [k - 1/2, k + 1/2): P(0) = 1 - 2 T(1/2) and
+// P(k) = T(|k| - 1/2) - T(|k| + 1/2) otherwise, a difference of two small tails, so the far
+// tails keep their relative precision (no 1 - (1 - eps) cancellation).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/detmath.hpp"
+#include "core/error.hpp"
+
+namespace ransform {
+
+enum class Family : int { kGaussian = 0, kLaplace = 1, kLogistic = 2 };
+
+inline Family family_from_name(const std::string& name) {
+  if (name == "gaussian") return Family::kGaussian;
+  if (name == "laplace") return Family::kLaplace;
+  if (name == "logistic") return Family::kLogistic;
+  throw InputError("family must be 'gaussian', 'laplace' or 'logistic', got '" + name + "'");
+}
+
+inline const char* family_name(Family f) {
+  switch (f) {
+    case Family::kGaussian: return "gaussian";
+    case Family::kLaplace: return "laplace";
+    default: return "logistic";
+  }
+}
+
+inline double upper_tail(Family f, double x, double scale) {
+  switch (f) {
+    case Family::kGaussian: return 0.5 * detmath::erfc(x / (scale * detmath::kSqrt2));
+    case Family::kLaplace: return 0.5 * detmath::exp(-x / scale);
+    default: {
+      const double e = detmath::exp(-x / scale);
+      return e / (1.0 + e);
+    }
+  }
+}
+
+// Smallest R >= 0 with 2 T(R + 1/2) <= tail_mass, but at most r_max.
+inline int32_t support_radius(Family f, double scale, double tail_mass, int32_t r_max) {
+  auto outside = [&](int32_t r) { return 2.0 * upper_tail(f, r + 0.5, scale) > tail_mass; };
+  int32_t hi = 1;
+  while (hi < r_max && outside(hi)) hi = hi > r_max / 2 ? r_max : 2 * hi;
+  if (outside(hi)) return r_max;
+  int32_t lo = -1;  // outside(lo) is "true" by convention; outside(hi) is false
+  while (hi - lo > 1) {
+    const int32_t mid = lo + (hi - lo) / 2;
+    if (mid >= 0 && outside(mid)) lo = mid; else hi = mid;
+  }
+  return hi;
+}
+
+// Probabilities of -R..R followed by the escape mass 2 T(R + 1/2).
+inline std::vector<double> discretised_pmf(Family f, double scale, int32_t radius) {
+  std::vector<double> tail(radius + 1);  // tail[k] = T(k + 1/2)
+  for (int32_t k = 0; k <= radius; ++k) tail[k] = upper_tail(f, k + 0.5, scale);
+  std::vector<double> p(2 * radius + 2);
+  p[radius] = 1.0 - 2.0 * tail[0];
+  for (int32_t k = 1; k <= radius; ++k) p[radius + k] = p[radius - k] = tail[k - 1] - tail[k];
+  p[2 * radius + 1] = 2.0 * tail[radius];
+  return p;
+}
+
+}  // namespace ransform

@@ -1,0 +1,199 @@
+// scale_table.hpp: one quantized distribution per tabulated scale, and the map scale -> row.
+//
+// READ ME FIRST
+// Row j holds the family at scale s_j, support -R_j..R_j (R_j from the tail mass) and an escape
+// symbol. A float32 scale s is coded with the row whose expected code length for data of
+// scale s is least. Between rows j and j+1 that choice flips at one scale t_j, so the map is
+//   index(s) = number of thresholds t_j with t_j <= s           (j = 0 .. m-2)
+// a comparison of float32 values, exact and identical on every machine. t_j is where the
+// expected code lengths of the two *quantized* rows cross, found by bisection; for rows wider
+// than kExactCrossingRadius the continuous limit is used instead, where the crossing is the
+// geometric mean sqrt(s_j s_{j+1}) to within (ln(s_{j+1}/s_j))^2 relative. Scales below t_0
+// (including 0) map to row 0, scales above the last threshold to the last row; NaN, inf and
+// negative scales are rejected.
+//
+// The lookup is one load: the float32 bit pattern of a positive float is monotone in its
+// value, and every threshold is snapped to a grid of 2^shift bit patterns (shift <= 15, i.e.
+// at most 1/256 of an octave, 0.27 % in scale, where the two rows' expected lengths differ by
+// less than 1e-6 bits), so with u the bit pattern of s clamped to the grid's span,
+//   index(s) = lut[(u - lo) >> shift]
+// Custom tables whose scales are closer than the grid get a finer grid.
+#pragma once
+
+#include <cstdint>
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/detmath.hpp"
+#include "core/error.hpp"
+#include "core/families.hpp"
+#include "core/quantize.hpp"
+#include "core/symbol_tables.hpp"
+
+namespace ransform {
+
+inline uint32_t float_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+inline float bits_float(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// The default scale table: 160 scales spaced evenly in log from 0.11 to 256.
+inline std::vector<float> default_scales() {
+  const int n = 160;
+  const double lo = detmath::log(0.11), hi = detmath::log(256.0);
+  std::vector<float> s(n);
+  for (int i = 0; i < n; ++i) s[i] = static_cast<float>(detmath::exp(lo + (hi - lo) * i / (n - 1)));
+  return s;
+}
+
+// The hot loop of ScaleTable::index; returns true if some scale was invalid. Compiled twice,
+// for AVX2 (gathers) and for baseline x86-64, and picked at load time.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+inline bool index_lut(const float* scales, int32_t* out, size_t n, const int32_t* lut, uint32_t lo, uint32_t hi,
+                      uint32_t shift) {
+  uint32_t invalid = 0;
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, scales + i, 4);
+    u = u == 0x80000000u ? 0u : u;  // -0.0 is zero
+    invalid |= u >= 0x7F800000u;     // +inf, NaN, and every negative (sign bit set)
+    u = u < lo ? lo : (u > hi ? hi : u);
+    out[i] = lut[(u - lo) >> shift];
+  }
+  return invalid != 0;
+}
+
+class ScaleTable {
+ public:
+  static constexpr int32_t kExactCrossingRadius = 256;
+
+  ScaleTable(Family family, std::vector<float> scales, int precision, double tail_mass)
+      : family_(family), scales_(std::move(scales)), tail_mass_(tail_mass), tables_(precision) {
+    if (scales_.empty()) throw InputError("the scale table is empty");
+    for (size_t i = 0; i < scales_.size(); ++i) {
+      const float s = scales_[i];
+      if (!(s > 0.0f) || !(s < 3.0e38f))
+        throw InputError("table scales must be positive and finite; scales[" + std::to_string(i) +
+                         "] = " + std::to_string(s));
+      if (i > 0 && !(s > scales_[i - 1])) throw InputError("table scales must be strictly increasing");
+    }
+    if (!(tail_mass > 0.0 && tail_mass < 1.0)) throw InputError("tail_mass must be in (0, 1)");
+    const int32_t r_max = ((1 << precision) / 2 - 2) / 2;  // keep rows within half the CDF range
+    for (float s : scales_) {
+      const int32_t r = support_radius(family_, s, tail_mass_, r_max);
+      const std::vector<double> p = discretised_pmf(family_, s, r);
+      tables_.add_row(-r, quantize_pmf(p, precision), /*has_escape=*/true);
+    }
+    build_thresholds();
+  }
+
+  Family family() const { return family_; }
+  const std::vector<float>& scales() const { return scales_; }
+  double tail_mass() const { return tail_mass_; }
+  const SymbolTables& tables() const { return tables_; }
+  std::vector<float> thresholds() const {
+    std::vector<float> t;
+    for (size_t j = 0; j + 1 < scales_.size(); ++j) t.push_back(bits_float(t_bits_[j]));
+    return t;
+  }
+
+  // REQUIRES: scales and out hold n elements.
+  // @return : n when every scale was valid (out filled), else the position of the first
+  //           invalid scale (NaN, infinite or negative; out is then unspecified).
+  size_t index(const float* scales, int32_t* out, size_t n) const {
+    if (!index_lut(scales, out, n, lut_.data(), lo_, hi_, shift_)) return n;
+    for (size_t i = 0; i < n; ++i) {
+      uint32_t u;
+      std::memcpy(&u, scales + i, 4);
+      if (u != 0x80000000u && u >= 0x7F800000u) return i;
+    }
+    return n;
+  }
+
+ private:
+  // Expected bits of row r for data of scale s: in-range symbols exactly, the escape region as
+  // its mass times (escape symbol + the 2 bits of the shortest exp-Golomb code).
+  double expected_bits(size_t r, double s) const {
+    const RowInfo& row = tables_.row(r);
+    const int32_t radius = -row.offset;
+    const std::vector<double> p = discretised_pmf(family_, s, radius);
+    const std::vector<uint32_t> f = tables_.frequencies(r);
+    const double total = static_cast<double>(1u << tables_.precision());
+    double bits = 0.0;
+    for (size_t k = 0; k < f.size(); ++k) {
+      const double extra = k + 1 == f.size() ? 2.0 : 0.0;
+      bits += p[k] * (extra - detmath::log2(f[k] / total));
+    }
+    return bits;
+  }
+
+  // Crossing scale of rows j and j+1 (where their expected code lengths are equal).
+  double crossing(size_t j) const {
+    const double a = scales_[j], b = scales_[j + 1];
+    if (-tables_.row(j + 1).offset > kExactCrossingRadius)
+      return detmath::exp(0.5 * (detmath::log(a) + detmath::log(b)));
+    double lo = a, hi = b;  // row j is better at a, row j+1 at b; bisect the sign change
+    for (int it = 0; it < 40; ++it) {
+      const double mid = 0.5 * (lo + hi);
+      if (expected_bits(j, mid) <= expected_bits(j + 1, mid)) lo = mid; else hi = mid;
+    }
+    return hi;
+  }
+
+  void build_thresholds() {
+    if (scales_.size() == 1) {  // one row: everything maps to it
+      lo_ = 0; hi_ = 0; shift_ = 0;
+      lut_.assign(1, 0);
+      return;
+    }
+    // Grid: at most 2^15 bit patterns, and no coarser than the closest pair of table scales,
+    // so that every interval (s_j, s_{j+1}] holds a grid point.
+    uint32_t min_gap = UINT32_MAX;
+    for (size_t j = 1; j < scales_.size(); ++j)
+      min_gap = std::min(min_gap, float_bits(scales_[j]) - float_bits(scales_[j - 1]));
+    shift_ = 0;
+    while (shift_ < 15 && (uint32_t{2} << shift_) <= min_gap) ++shift_;
+    const uint32_t step = uint32_t{1} << shift_;
+    for (size_t j = 0; j + 1 < scales_.size(); ++j) {
+      const uint32_t c = float_bits(static_cast<float>(crossing(j)));
+      uint32_t t = (c + step / 2) & ~(step - 1);                             // nearest grid point
+      const uint32_t first = (float_bits(scales_[j]) & ~(step - 1)) + step;  // first grid point > s_j
+      const uint32_t last = float_bits(scales_[j + 1]) & ~(step - 1);        // last grid point <= s_{j+1}
+      t = t < first ? first : (t > last ? last : t);
+      t_bits_.push_back(t);
+    }
+    lo_ = t_bits_.front() - step;
+    hi_ = t_bits_.back();
+    const uint64_t entries = ((hi_ - lo_) >> shift_) + 1;
+    if (entries > (uint64_t{1} << 22))
+      throw InputError("table scales are too close together for the index lookup (adjacent scales must differ by "
+                       "at least 1e-6 relative over a range of 16 octaves)");
+    lut_.resize(entries);
+    size_t j = 0;
+    for (uint64_t k = 0; k < entries; ++k) {
+      while (j < t_bits_.size() && t_bits_[j] <= lo_ + (k << shift_)) ++j;
+      lut_[k] = static_cast<int32_t>(j);
+    }
+  }
+
+  Family family_;
+  std::vector<float> scales_;
+  double tail_mass_;
+  SymbolTables tables_;
+  std::vector<uint32_t> t_bits_;  // thresholds as float32 bit patterns, on the grid, increasing
+  std::vector<int32_t> lut_;      // lut[k] = number of thresholds <= lo + k 2^shift
+  uint32_t lo_ = 0, hi_ = 0, shift_ = 0;
+};
+
+}  // namespace ransform

@@ -1,0 +1,168 @@
+// stream.hpp: whole streams: choosing the layout, coding chunks on a thread pool, framing.
+// The bytes depend only on the symbols, indexes and table, never on the thread count.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <thread>
+#include <vector>
+
+#include "core/chunk_coder.hpp"
+#include "core/format.hpp"
+#include "core/symbol_tables.hpp"
+
+namespace ransform {
+
+// Runs fn(0) .. fn(count - 1) on up to `threads` threads; rethrows the first exception
+// (by task order) after all tasks stopped.
+template <class Fn>
+void parallel_for(size_t count, int threads, Fn fn) {
+  std::vector<std::exception_ptr> errors(count);
+  auto body = [&](std::atomic<size_t>& next) {
+    for (size_t i; (i = next.fetch_add(1)) < count;) {
+      try {
+        fn(i);
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    }
+  };
+  std::atomic<size_t> next{0};
+  const size_t workers = std::min<size_t>(count, threads < 1 ? 1 : static_cast<size_t>(threads));
+  std::vector<std::thread> pool;
+  for (size_t w = 1; w < workers; ++w) pool.emplace_back(body, std::ref(next));
+  body(next);
+  for (auto& t : pool) t.join();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+inline int resolve_threads(int threads) {
+  if (threads > 0) return threads;
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw ? static_cast<int>(hw) : 1;
+}
+
+// Expected size in bytes from the rows' entropies, on a fixed sample of at most 4096 symbols.
+inline double expected_bytes(const SymbolTables& t, const int32_t* idx, uint64_t n) {
+  if (n == 0) return 0.0;
+  const uint64_t stride = std::max<uint64_t>(1, n / 4096);
+  double bits = 0.0;
+  uint64_t seen = 0;
+  for (uint64_t i = 0; i < n; i += stride, ++seen)
+    if (static_cast<uint32_t>(idx[i]) < t.rows()) bits += t.entropy(static_cast<uint32_t>(idx[i]));
+  return bits * static_cast<double>(n) / static_cast<double>(seen) / 8.0;
+}
+
+struct EncodedStream {
+  std::vector<uint8_t> header;
+  std::vector<ChunkBuffer> chunks;
+
+  size_t size() const {
+    size_t s = header.size();
+    for (const auto& c : chunks) s += c.size();
+    return s;
+  }
+  void write_to(uint8_t* dst) const {
+    std::memcpy(dst, header.data(), header.size());
+    dst += header.size();
+    for (const auto& c : chunks) {
+      std::memcpy(dst, c.begin, c.size());
+      dst += c.size();
+    }
+  }
+};
+
+inline EncodedStream encode_stream(const SymbolTables& t, const int32_t* sym, const int32_t* idx, uint64_t n,
+                                   int threads) {
+  const StreamLayout layout = choose_layout(t.precision(), n, expected_bytes(t, idx, n));
+  EncodedStream result;
+  result.chunks.resize(layout.chunks);
+  const ChunkEncoder encoder(t);
+  parallel_for(layout.chunks, resolve_threads(threads), [&](size_t c) {
+    const uint64_t first = layout.chunk_first_symbol(c);
+    result.chunks[c] = encoder.encode(sym + first, idx + first, layout.chunk_size(c), layout.lanes, first);
+  });
+  std::vector<uint64_t> sizes;
+  for (const auto& c : result.chunks) sizes.push_back(c.size());
+  result.header = write_header(layout, sizes);
+  return result;
+}
+
+inline void check_stream_matches(const SymbolTables& t, const StreamLayout& layout, uint64_t n) {
+  if (layout.precision != t.precision())
+    throw StreamError("stream was coded at precision " + std::to_string(layout.precision) +
+                      " but the table has precision " + std::to_string(t.precision()));
+  if (layout.symbols != n)
+    throw StreamError("stream holds " + std::to_string(layout.symbols) + " symbols but " + std::to_string(n) +
+                      " indexes were given");
+}
+
+inline void decode_stream(const SymbolTables& t, const uint8_t* data, size_t size, const int32_t* idx,
+                          int32_t* out, uint64_t n, int threads) {
+  const StreamLayout layout = read_header(data, size);
+  check_stream_matches(t, layout, n);
+  parallel_for(layout.chunks, resolve_threads(threads), [&](size_t c) {
+    const uint64_t first = layout.chunk_first_symbol(c);
+    const uint64_t count = layout.chunk_size(c);
+    ChunkDecoder dec(t, data + layout.chunk_begin[c], layout.chunk_begin[c + 1] - layout.chunk_begin[c],
+                     layout.lanes, count, first);
+    dec.decode(idx + first, out + first, count);
+    dec.finish();
+  });
+}
+
+// Incremental decoding across chunks: decode(idx, out, m) continues where the last call ended.
+// Each chunk is verified when its last symbol has been decoded.
+class StreamDecoder {
+ public:
+  StreamDecoder(const SymbolTables& t, std::vector<uint8_t> data) : t_(t), data_(std::move(data)) {
+    layout_ = read_header(data_.data(), data_.size());
+    if (layout_.precision != t.precision())
+      throw StreamError("stream was coded at precision " + std::to_string(layout_.precision) +
+                        " but the table has precision " + std::to_string(t.precision()));
+  }
+
+  uint64_t symbols() const { return layout_.symbols; }
+  uint64_t position() const { return position_; }
+
+  void decode(const int32_t* idx, int32_t* out, uint64_t m) {
+    if (failed_) throw StreamError("this decoder already failed; its state is lost");
+    if (m > layout_.symbols - position_)
+      throw StreamError("asked for " + std::to_string(m) + " symbols but only " +
+                        std::to_string(layout_.symbols - position_) + " remain in the stream");
+    failed_ = true;  // until this call completes
+    while (m > 0) {
+      if (!chunk_ || chunk_->remaining() == 0) open_next_chunk();
+      const uint64_t take = std::min<uint64_t>(m, chunk_->remaining());
+      chunk_->decode(idx, out, take);
+      if (chunk_->remaining() == 0) chunk_->finish();
+      idx += take;
+      out += take;
+      m -= take;
+      position_ += take;
+    }
+    failed_ = false;
+  }
+
+ private:
+  void open_next_chunk() {
+    const uint64_t c = next_chunk_++;
+    chunk_.reset(new ChunkDecoder(t_, data_.data() + layout_.chunk_begin[c],
+                                  layout_.chunk_begin[c + 1] - layout_.chunk_begin[c], layout_.lanes,
+                                  layout_.chunk_size(c), layout_.chunk_first_symbol(c)));
+  }
+
+  const SymbolTables& t_;
+  std::vector<uint8_t> data_;
+  StreamLayout layout_;
+  std::unique_ptr<ChunkDecoder> chunk_;
+  uint64_t next_chunk_ = 0;
+  uint64_t position_ = 0;
+  bool failed_ = false;
+};
+
+}  // namespace ransform

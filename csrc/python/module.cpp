@@ -1,0 +1,18 @@
+// module.cpp: ransform._core. The bindings only check arguments, move buffers and release
+// the GIL; all coding lives in csrc/core.
+#include <pybind11/pybind11.h>
+
+#include "core/error.hpp"
+
+namespace py = pybind11;
+
+void bind_tables(py::module_& m);
+void bind_coder(py::module_& m);
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "ransform native coder: rANS streams, quantized tables, scale -> index maps";
+  // InputError derives from std::invalid_argument, which pybind11 raises as ValueError.
+  py::register_exception<ransform::StreamError>(m, "StreamError", PyExc_ValueError);
+  bind_tables(m);
+  bind_coder(m);
+}

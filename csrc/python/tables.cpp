@@ -1,0 +1,167 @@
+// tables.cpp: bindings of the table objects.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "core/quantize.hpp"
+#include "core/scale_table.hpp"
+#include "python/arrays.hpp"
+#include "python/table_handle.hpp"
+
+namespace py = pybind11;
+using namespace ransform;
+using py_arrays::contiguous;
+using py_tables::CategoricalTableHandle;
+using py_tables::ScaleTableHandle;
+using py_tables::Table;
+
+namespace {
+
+void check_row(const SymbolTables& t, int64_t row) {
+  if (row < 0 || static_cast<uint64_t>(row) >= t.rows())
+    throw py::index_error("row " + std::to_string(row) + " out of range for " + std::to_string(t.rows()) + " rows");
+}
+
+// Rows of a 2-D array with per-row lengths: returns length of row r after validation.
+int64_t row_length(const py::array_t<int32_t>& lengths, int64_t r, int64_t width) {
+  const int32_t len = lengths.data()[r];
+  if (len < 1 || len > width)
+    throw py::value_error("lengths[" + std::to_string(r) + "] = " + std::to_string(len) + " must be in [1, " +
+                          std::to_string(width) + "]");
+  return len;
+}
+
+std::shared_ptr<CategoricalTableHandle> categorical_from_pmfs(const py::handle& pmfs_obj, const py::handle& lengths_obj,
+                                                              const py::handle& offsets_obj,
+                                                              const py::handle& tail_obj, int precision) {
+  auto pmfs = contiguous<double>(pmfs_obj, "pmfs", "float64");
+  auto lengths = contiguous<int32_t>(lengths_obj, "lengths", "int32");
+  auto offsets = contiguous<int32_t>(offsets_obj, "offsets", "int32");
+  auto tails = contiguous<double>(tail_obj, "tail_mass", "float64");
+  if (pmfs.ndim() != 2) throw py::value_error("pmfs must be 2-D (rows, width)");
+  const int64_t rows = pmfs.shape(0), width = pmfs.shape(1);
+  if (rows < 1 || width < 1) throw py::value_error("pmfs must have at least one row and one column");
+  if (lengths.size() != rows || offsets.size() != rows || tails.size() != rows)
+    throw py::value_error("lengths, offsets and tail_mass need one entry per pmf row");
+  SymbolTables t(precision);
+  {
+    py::gil_scoped_release release;
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t len = row_length(lengths, r, width);
+      const double tail = tails.data()[r];
+      if (!(tail >= 0.0 && tail < 1.0))
+        throw InputError("tail_mass[" + std::to_string(r) + "] must be in [0, 1)");
+      std::vector<double> p(pmfs.data() + r * width, pmfs.data() + r * width + len);
+      if (tail > 0.0) p.push_back(tail);
+      for (double v : p)
+        if (!(v >= 0.0) || v > 1e300)
+          throw InputError("pmfs row " + std::to_string(r) + " has a negative, NaN or infinite entry");
+      const size_t ntot = p.size();
+      if (ntot > (size_t{1} << precision))
+        throw InputError("pmfs row " + std::to_string(r) + " has " + std::to_string(ntot) +
+                         " symbols (with escape) but precision " + std::to_string(precision) + " allows at most " +
+                         std::to_string(1 << precision));
+      double mass = 0.0;
+      for (double v : p) mass += v;
+      if (!(mass > 0.0)) throw InputError("pmfs row " + std::to_string(r) + " has no probability mass");
+      t.add_row(offsets.data()[r], quantize_pmf(p, precision), tail > 0.0);
+    }
+  }
+  return std::make_shared<CategoricalTableHandle>(std::move(t));
+}
+
+std::shared_ptr<CategoricalTableHandle> categorical_from_freqs(const py::handle& freqs_obj, const py::handle& lengths_obj,
+                                                               const py::handle& offsets_obj, bool has_escape,
+                                                               int precision) {
+  auto freqs = contiguous<uint32_t>(freqs_obj, "frequencies", "uint32");
+  auto lengths = contiguous<int32_t>(lengths_obj, "lengths", "int32");
+  auto offsets = contiguous<int32_t>(offsets_obj, "offsets", "int32");
+  if (freqs.ndim() != 2) throw py::value_error("frequencies must be 2-D (rows, width)");
+  const int64_t rows = freqs.shape(0), width = freqs.shape(1);
+  if (rows < 1 || width < 1) throw py::value_error("frequencies must have at least one row and one column");
+  if (lengths.size() != rows || offsets.size() != rows)
+    throw py::value_error("lengths and offsets need one entry per row");
+  SymbolTables t(precision);
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t len = row_length(lengths, r, width);
+    std::vector<uint32_t> f(freqs.data() + r * width, freqs.data() + r * width + len);
+    t.add_row(offsets.data()[r], f, has_escape);
+  }
+  return std::make_shared<CategoricalTableHandle>(std::move(t));
+}
+
+py::array_t<uint32_t> frequencies(const SymbolTables& t, int64_t row) {
+  check_row(t, row);
+  const std::vector<uint32_t> f = t.frequencies(static_cast<size_t>(row));
+  py::array_t<uint32_t> out(static_cast<py::ssize_t>(f.size()));
+  std::copy(f.begin(), f.end(), out.mutable_data());
+  return out;
+}
+
+}  // namespace
+
+void bind_tables(py::module_& m) {
+  py::class_<Table, std::shared_ptr<Table>>(m, "Table", "A set of quantized distributions, one per row.")
+      .def_property_readonly("precision", [](const Table& t) { return t.symbols().precision(); })
+      .def_property_readonly("rows", [](const Table& t) { return t.symbols().rows(); })
+      .def("offset", [](const Table& t, int64_t r) { check_row(t.symbols(), r); return t.symbols().row(r).offset; },
+           py::arg("row"), "Value of the row's first in-range symbol.")
+      .def("size", [](const Table& t, int64_t r) { check_row(t.symbols(), r); return t.symbols().row(r).nsym; },
+           py::arg("row"), "Number of in-range symbols of the row (escape not counted).")
+      .def("has_escape", [](const Table& t, int64_t r) { check_row(t.symbols(), r); return t.symbols().row(r).has_escape != 0; },
+           py::arg("row"))
+      .def("frequencies", [](const Table& t, int64_t r) { return frequencies(t.symbols(), r); }, py::arg("row"),
+           "Quantized frequencies of the row (in-range symbols, then the escape symbol if any); they sum to 2**precision.")
+      .def("entropy", [](const Table& t, int64_t r) { check_row(t.symbols(), r); return t.symbols().entropy(r); },
+           py::arg("row"), "Entropy in bits of the row's quantized distribution.");
+
+  py::class_<ScaleTableHandle, Table, std::shared_ptr<ScaleTableHandle>>(m, "ScaleTable")
+      .def(py::init([](const std::string& family, const py::object& scales, int precision, double tail_mass) {
+             std::vector<float> s;
+             if (scales.is_none()) {
+               s = default_scales();
+             } else {
+               auto a = contiguous<float>(scales, "scales", "float32");
+               s.assign(a.data(), a.data() + a.size());
+             }
+             const Family f = family_from_name(family);
+             py::gil_scoped_release release;
+             return std::make_shared<ScaleTableHandle>(ScaleTable(f, std::move(s), precision, tail_mass));
+           }),
+           py::arg("family"), py::arg("scales"), py::arg("precision"), py::arg("tail_mass"))
+      .def_property_readonly("family", [](const ScaleTableHandle& t) { return family_name(t.table.family()); })
+      .def_property_readonly("tail_mass", [](const ScaleTableHandle& t) { return t.table.tail_mass(); })
+      .def_property_readonly("scales", [](const ScaleTableHandle& t) {
+        const auto& s = t.table.scales();
+        return py::array_t<float>(static_cast<py::ssize_t>(s.size()), s.data());
+      })
+      .def_property_readonly("thresholds", [](const ScaleTableHandle& t) {
+        const auto s = t.table.thresholds();
+        return py::array_t<float>(static_cast<py::ssize_t>(s.size()), s.data());
+      })
+      .def("index", [](const ScaleTableHandle& t, const py::handle& scales_obj) {
+             auto scales = contiguous<float>(scales_obj, "scales", "float32");
+             py::array_t<int32_t> out(static_cast<py::ssize_t>(scales.size()));
+             size_t bad;
+             {
+               py::gil_scoped_release release;
+               bad = t.table.index(scales.data(), out.mutable_data(), static_cast<size_t>(scales.size()));
+             }
+             if (bad != static_cast<size_t>(scales.size()))
+               throw py::value_error("scales must be finite and non-negative; flat position " + std::to_string(bad) +
+                                     " holds " + std::string(py::str(py::float_(scales.data()[bad]))));
+             return out;
+           },
+           py::arg("scales"), "Row index of every float32 scale (flat int32 array).");
+
+  m.def("default_scales", []() {
+    const auto s = default_scales();
+    return py::array_t<float>(static_cast<py::ssize_t>(s.size()), s.data());
+  });
+
+  py::class_<CategoricalTableHandle, Table, std::shared_ptr<CategoricalTableHandle>>(m, "CategoricalTable")
+      .def(py::init(&categorical_from_pmfs), py::arg("pmfs"), py::arg("lengths"), py::arg("offsets"),
+           py::arg("tail_mass"), py::arg("precision"))
+      .def_static("from_frequencies", &categorical_from_freqs, py::arg("frequencies"), py::arg("lengths"),
+                  py::arg("offsets"), py::arg("has_escape"), py::arg("precision"));
+}
