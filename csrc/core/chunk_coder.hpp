@@ -16,6 +16,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <type_traits>
 
 #include "core/error.hpp"
 #include "core/escape.hpp"
@@ -38,6 +39,27 @@ inline std::string index_error(uint64_t pos, int64_t value, size_t rows) {
                    std::to_string(r) + "'s range [" + std::to_string(row.offset) + ", " +
                    std::to_string(static_cast<int64_t>(row.offset) + row.nsym - 1) +
                    "] and that row has no escape symbol (tail_mass 0)");
+}
+
+// Calls fn(std::integral_constant<int, K>{}, std::integral_constant<int, P>{}) for the runtime
+// lanes K in {1, 2, 4, 8} and precision P in 12..16, so the hot loops see both as constants.
+template <class Fn>
+void with_layout(int lanes, int precision, Fn&& fn) {
+  auto by_precision = [&](auto k) {
+    switch (precision) {
+      case 12: fn(k, std::integral_constant<int, 12>{}); break;
+      case 13: fn(k, std::integral_constant<int, 13>{}); break;
+      case 14: fn(k, std::integral_constant<int, 14>{}); break;
+      case 15: fn(k, std::integral_constant<int, 15>{}); break;
+      default: fn(k, std::integral_constant<int, 16>{}); break;
+    }
+  };
+  switch (lanes) {
+    case 1: by_precision(std::integral_constant<int, 1>{}); break;
+    case 2: by_precision(std::integral_constant<int, 2>{}); break;
+    case 4: by_precision(std::integral_constant<int, 4>{}); break;
+    default: by_precision(std::integral_constant<int, 8>{}); break;
+  }
 }
 
 // An encoded chunk body lives at [begin, end) inside its own buffer.
@@ -64,12 +86,7 @@ class ChunkEncoder {
     uint32_t* out = words_end;
     uint64_t x[kMaxLanesHere];
     for (int l = 0; l < lanes; ++l) x[l] = kRansL;
-    switch (lanes) {
-      case 1: run<1>(x, out, sym, idx, count, first); break;
-      case 2: run<2>(x, out, sym, idx, count, first); break;
-      case 4: run<4>(x, out, sym, idx, count, first); break;
-      default: run<8>(x, out, sym, idx, count, first); break;
-    }
+    with_layout(lanes, precision_, [&](auto k, auto p) { run<k(), p()>(x, out, sym, idx, count, first); });
     // Flush: oversized states emit one word (last lane first), then states and codes go
     // in front of the words, written backwards.
     int code[kMaxLanesHere];
@@ -106,37 +123,40 @@ class ChunkEncoder {
     const RowInfo* rows;
     const EncSymbol* enc;
     uint32_t nrows;
-    int precision;
   };
 
   // Symbols are coded backwards; symbol j goes to lane j mod K.
-  template <int K>
+  template <int K, int P>
   void run(uint64_t* x, uint32_t*& out_ref, const int32_t* sym, const int32_t* idx, size_t count, uint64_t first) const {
-    const View v{rows_, enc_, nrows_, precision_};
+    const View v{rows_, enc_, nrows_};
     uint32_t* out = out_ref;
     size_t j = count;
     while (j % K) {
       --j;
-      put(v, x[j % K], out, sym[j], idx[j], first + j);
+      put<P>(v, x[j % K], out, sym[j], idx[j], first + j);
     }
     uint64_t s[K];
     for (int l = 0; l < K; ++l) s[l] = x[l];
     while (j) {
       j -= K;
-      for (int l = K - 1; l >= 0; --l) put(v, s[l], out, sym[j + l], idx[j + l], first + j + l);
+#pragma GCC unroll 8
+      for (int l = K - 1; l >= 0; --l) put<P>(v, s[l], out, sym[j + l], idx[j + l], first + j + l);
     }
     for (int l = 0; l < K; ++l) x[l] = s[l];
     out_ref = out;
   }
 
+  template <int P>
   RANSFORM_HOT void put(const View& v, uint64_t& x, uint32_t*& out, int32_t value, int32_t r, uint64_t pos) const {
     if (static_cast<uint32_t>(r) >= v.nrows) throw_index_error(pos, r, v.nrows);
     const RowInfo& row = v.rows[r];
     const uint32_t local = static_cast<uint32_t>(value) - static_cast<uint32_t>(row.offset);
     if (local < row.nsym) {
-      enc_put(x, out, v.enc[row.enc_base + local], v.precision);
+      enc_put(x, out, v.enc[row.enc_base + local], P);
     } else if (row.has_escape) {
-      enc_put_escape(x, out, t_, row, value);
+      const EscapeState e = enc_put_escape(x, out, t_, row, value);
+      x = e.x;
+      out = e.out;
     } else {
       throw_no_escape(pos, value, r, row);
     }
@@ -186,12 +206,7 @@ class ChunkDecoder {
       out[i] = get_one(x_[(pos_ + i) % lanes_], idx[i], pos_ + i);
       ++i;
     }
-    switch (lanes_) {
-      case 1: i = run<1>(idx, out, i, m); break;
-      case 2: i = run<2>(idx, out, i, m); break;
-      case 4: i = run<4>(idx, out, i, m); break;
-      default: i = run<8>(idx, out, i, m); break;
-    }
+    with_layout(lanes_, precision_, [&](auto k, auto p) { i = run<k(), p()>(idx, out, i, m); });
     for (; i < m; ++i) out[i] = get_one(x_[(pos_ + i) % lanes_], idx[i], pos_ + i);
     pos_ += m;
   }
@@ -213,22 +228,22 @@ class ChunkDecoder {
     const uint32_t* cdf;
     const uint16_t* bucket;
     uint32_t nrows;
-    int precision;
   };
 
   // Groups of K symbols; while at least K words are left no symbol can run out of input
   // (each refills at most once; escapes take the checked path), so refills skip the check.
-  template <int K>
+  template <int K, int P>
   size_t run(const int32_t* idx, int32_t* out, size_t i, size_t m) {
-    const View v{rows_, cdf_, bucket_, nrows_, precision_};
+    const View v{rows_, cdf_, bucket_, nrows_};
     WordReader in = in_;
     uint64_t s[K];
     for (int l = 0; l < K; ++l) s[l] = x_[l];
     for (; i + K <= m; i += K) {
       if (in.words_left() >= K) {
-        for (int l = 0; l < K; ++l) out[i + l] = get<false>(v, in, s[l], idx[i + l], pos_ + i + l);
+#pragma GCC unroll 8
+        for (int l = 0; l < K; ++l) out[i + l] = get<false, P>(v, in, s[l], idx[i + l], pos_ + i + l);
       } else {
-        for (int l = 0; l < K; ++l) out[i + l] = get<true>(v, in, s[l], idx[i + l], pos_ + i + l);
+        for (int l = 0; l < K; ++l) out[i + l] = get<true, P>(v, in, s[l], idx[i + l], pos_ + i + l);
       }
     }
     for (int l = 0; l < K; ++l) x_[l] = s[l];
@@ -237,11 +252,13 @@ class ChunkDecoder {
   }
 
   int32_t get_one(uint64_t& x, int32_t r, uint64_t pos) {
-    const View v{rows_, cdf_, bucket_, nrows_, precision_};
-    return get<true>(v, in_, x, r, pos);
+    const View v{rows_, cdf_, bucket_, nrows_};
+    int32_t value = 0;
+    with_layout(1, precision_, [&](auto, auto p) { value = get<true, p()>(v, in_, x, r, pos); });
+    return value;
   }
 
-  static void refill(WordReader& in, uint64_t& x) {
+  RANSFORM_HOT static void refill(WordReader& in, uint64_t& x) {
     if (x < kRansL) {
       uint32_t w;
       if (!in.read(w)) throw StreamError("stream is truncated");
@@ -249,28 +266,38 @@ class ChunkDecoder {
     }
   }
 
-  template <bool kChecked>
+  template <bool kChecked, int P>
   RANSFORM_HOT int32_t get(const View& v, WordReader& in, uint64_t& x, int32_t r, uint64_t pos) const {
     if (static_cast<uint32_t>(r) >= v.nrows) throw_index_error(first_ + pos, r, v.nrows);
     const RowInfo& row = v.rows[r];
     const uint32_t* cdf = v.cdf + row.cdf_base;
     const uint16_t* bucket = v.bucket + row.bucket_base;
-    const uint32_t slot = static_cast<uint32_t>(x) & ((1u << v.precision) - 1);
-    const uint32_t b = slot >> (v.precision - SymbolTables::kBucketBits);
-    uint32_t s = bucket[b], hi = bucket[b + 1];
+    const uint32_t slot = static_cast<uint32_t>(x) & ((1u << P) - 1);
+    const uint32_t b = slot >> (P - SymbolTables::kBucketBits);
+    uint32_t s = bucket[b];
+    const uint32_t hi = bucket[b + 1];
     if (hi - s <= 1) {
       s += cdf[s + 1] <= slot;  // the bucket spans one or two symbols: one branchless step
     } else {
-      while (s < hi) {  // binary search: largest s in [s, hi] with cdf[s] <= slot
-        const uint32_t mid = (s + hi + 1) >> 1;
-        if (cdf[mid] <= slot) s = mid; else hi = mid - 1;
-      }
+      s = search(cdf, s, hi, slot);
     }
     const uint32_t start = cdf[s];
-    x = dec_advance(x, start, cdf[s + 1] - start, slot, v.precision);
+    x = dec_advance(x, start, cdf[s + 1] - start, slot, P);
     if (kChecked) refill(in, x); else in.refill_unchecked(x);
     if (s < row.nsym) return row.offset + static_cast<int32_t>(s);
-    return dec_get_escape(x, in, row);
+    const EscapeResult e = dec_get_escape(x, in, row);
+    x = e.x;
+    in.pos = e.pos;
+    return e.value;
+  }
+
+  // Largest s in [lo, hi] with cdf[s] <= slot (binary search, for wide buckets).
+  RANSFORM_COLD static uint32_t search(const uint32_t* cdf, uint32_t lo, uint32_t hi, uint32_t slot) {
+    while (lo < hi) {
+      const uint32_t mid = (lo + hi + 1) >> 1;
+      if (cdf[mid] <= slot) lo = mid; else hi = mid - 1;
+    }
+    return lo;
   }
 
   const RowInfo* rows_;

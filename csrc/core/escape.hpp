@@ -27,9 +27,15 @@ inline int escape_extra_bits(const RowInfo& row, int32_t value) {
   return 2 * k + 2;
 }
 
-// Encoder side (runs backwards): pushes the bits in reverse decoding order, then the escape symbol.
-RANSFORM_COLD inline void enc_put_escape(uint64_t& x, uint32_t*& out, const SymbolTables& t, const RowInfo& row,
-                           int32_t value) {
+struct EscapeState {
+  uint64_t x;
+  uint32_t* out;
+};
+
+// Encoder side (runs backwards): pushes the bits in reverse decoding order, then the escape
+// symbol. By value in and out, like dec_get_escape.
+RANSFORM_COLD inline EscapeState enc_put_escape(uint64_t x, uint32_t* out, const SymbolTables& t, const RowInfo& row,
+                                                int32_t value) {
   const int64_t lo = row.offset, hi = static_cast<int64_t>(row.offset) + row.nsym - 1;
   const bool below = value < lo;
   const uint64_t u = (below ? static_cast<uint64_t>(lo - 1 - value) : static_cast<uint64_t>(value - hi - 1)) + 1;
@@ -48,11 +54,21 @@ RANSFORM_COLD inline void enc_put_escape(uint64_t& x, uint32_t*& out, const Symb
   for (int i = 0; i < k; ++i) enc_put_bits(x, out, 0, 1);
   enc_put_bits(x, out, below ? 1 : 0, 1);
   enc_put(x, out, t.enc()[row.enc_base + row.nsym], t.precision());
+  return {x, out};
 }
 
 // Decoder side, called right after the escape symbol was decoded and the state refilled.
-// @return : the escaped value; throws StreamError on malformed bits or a truncated stream.
-RANSFORM_COLD inline int32_t dec_get_escape(uint64_t& x, WordReader& in, const RowInfo& row) {
+// State and cursor go in and come back by value, so that the hot loop's copies never have
+// their address taken and stay in registers.
+struct EscapeResult {
+  uint64_t x;
+  const uint8_t* pos;
+  int32_t value;
+};
+
+// @return : the escaped value with the updated state and cursor; throws StreamError on
+//           malformed bits or a truncated stream.
+RANSFORM_COLD inline EscapeResult dec_get_escape(uint64_t x, WordReader in, const RowInfo& row) {
   auto take = [&](int n) {
     const uint32_t bits = dec_take_bits(x, n);
     if (x < kRansL) {
@@ -75,7 +91,7 @@ RANSFORM_COLD inline int32_t dec_get_escape(uint64_t& x, WordReader& in, const R
   const int64_t v = below ? static_cast<int64_t>(row.offset) - 1 - d
                           : static_cast<int64_t>(row.offset) + row.nsym + d;
   if (v < INT32_MIN || v > INT32_MAX) throw StreamError("stream is corrupted (escaped value outside int32)");
-  return static_cast<int32_t>(v);
+  return {x, in.pos, static_cast<int32_t>(v)};
 }
 
 }  // namespace ransform

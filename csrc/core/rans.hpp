@@ -79,7 +79,7 @@ static_assert(sizeof(EncSymbol) == 16, "encoder entries are 16 bytes");
 RANSFORM_HOT void enc_put(uint64_t& x, uint32_t*& out, const EncSymbol& e, int precision) {
   const uint64_t freq = (uint64_t{1} << precision) - e.cmpl;
   const uint64_t x_max = freq << (63 - precision);  // (L >> P << 32) * freq
-  const bool emit = x >= x_max;  // after emitting, x < x_max, so C(s, x) < 2^63 (never needs to loop)
+  const uint32_t emit = x >= x_max;  // after emitting, x < x_max, so C(s, x) < 2^63 (never needs to loop)
   out[-1] = static_cast<uint32_t>(x);
   out -= emit;
   x = emit ? x >> 32 : x;
@@ -112,13 +112,14 @@ struct WordReader {
     return true;
   }
 
-  // REQUIRES: words_left() >= 1. Refills x if it is below L, without a branch.
+  // REQUIRES: words_left() >= 1. Refills x if it is below L, without a branch (whether a
+  // symbol needs a word is as unpredictable as the data).
   RANSFORM_HOT void refill_unchecked(uint64_t& x) {
     uint32_t w;
     std::memcpy(&w, pos, 4);
-    const bool need = x < kRansL;
-    x = need ? (x << 32) | w : x;
-    pos += need ? 4 : 0;
+    const uint32_t need = x < kRansL;
+    x = (x << (32 * need)) | (w & (0u - need));
+    pos += 4 * need;
   }
 };
 

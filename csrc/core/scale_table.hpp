@@ -23,6 +23,9 @@
 #include <cstdint>
 #include <algorithm>
 #include <cstring>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include <string>
 #include <vector>
 
@@ -55,13 +58,9 @@ inline std::vector<float> default_scales() {
   return s;
 }
 
-// The hot loop of ScaleTable::index; returns true if some scale was invalid. Compiled twice,
-// for AVX2 (gathers) and for baseline x86-64, and picked at load time.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("avx2", "default")))
-#endif
-inline bool index_lut(const float* scales, int32_t* out, size_t n, const int32_t* lut, uint32_t lo, uint32_t hi,
-                      uint32_t shift) {
+// The hot loop of ScaleTable::index; returns true if some scale was invalid.
+inline bool index_lut_scalar(const float* scales, int32_t* out, size_t n, const int32_t* lut, uint32_t lo,
+                             uint32_t hi, uint32_t shift) {
   uint32_t invalid = 0;
   for (size_t i = 0; i < n; ++i) {
     uint32_t u;
@@ -72,6 +71,43 @@ inline bool index_lut(const float* scales, int32_t* out, size_t n, const int32_t
     out[i] = lut[(u - lo) >> shift];
   }
   return invalid != 0;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// The same with AVX2, 8 scales per step (the LUT lookups become one gather). Selected at run
+// time when the CPU has AVX2; the result is identical to the scalar loop.
+__attribute__((target("avx2"))) inline bool index_lut_avx2(const float* scales, int32_t* out, size_t n,
+                                                           const int32_t* lut, uint32_t lo, uint32_t hi,
+                                                           uint32_t shift) {
+  const __m256i vlo = _mm256_set1_epi32(static_cast<int>(lo));
+  const __m256i vhi = _mm256_set1_epi32(static_cast<int>(hi));
+  const __m256i neg_zero = _mm256_set1_epi32(static_cast<int>(0x80000000u));
+  const __m256i max_finite = _mm256_set1_epi32(0x7F7FFFFF);
+  const __m128i count = _mm_cvtsi32_si128(static_cast<int>(shift));
+  __m256i bad = _mm256_setzero_si256();
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256i u = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + i));
+    u = _mm256_andnot_si256(_mm256_cmpeq_epi32(u, neg_zero), u);  // -0.0 -> 0
+    // Invalid: sign bit set (negative) or above the largest finite float (inf, NaN).
+    bad = _mm256_or_si256(bad, _mm256_or_si256(u, _mm256_cmpgt_epi32(u, max_finite)));
+    // u >= 0 for valid scales, so signed clamping is the unsigned one.
+    const __m256i uc = _mm256_min_epi32(_mm256_max_epi32(u, vlo), vhi);
+    const __m256i k = _mm256_srl_epi32(_mm256_sub_epi32(uc, vlo), count);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm256_i32gather_epi32(lut, k, 4));
+  }
+  const bool invalid = _mm256_movemask_ps(_mm256_castsi256_ps(bad)) != 0;
+  return index_lut_scalar(scales + i, out + i, n - i, lut, lo, hi, shift) || invalid;
+}
+#endif
+
+inline bool index_lut(const float* scales, int32_t* out, size_t n, const int32_t* lut, uint32_t lo, uint32_t hi,
+                      uint32_t shift) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool has_avx2 = __builtin_cpu_supports("avx2");
+  if (has_avx2) return index_lut_avx2(scales, out, n, lut, lo, hi, shift);
+#endif
+  return index_lut_scalar(scales, out, n, lut, lo, hi, shift);
 }
 
 class ScaleTable {
