@@ -104,7 +104,17 @@ class RansformCoder(Coder):
             if self.gtable is None:
                 self.gtable = rf.GaussianTable()
             return _Ctx(w=w, table=self.gtable, kind="g")
-        table = rf.CategoricalTable(w.pmfs, w.offsets, tail_mass=W.W2_TAIL_MASS, precision=16)
+        # Rows are zero-padded to a common width; `lengths` (an optional argument of
+        # CategoricalTable) tells it the used width of each row, otherwise every padded
+        # column would get a frequency >= 1 and cost rate. Older builds: padded table.
+        try:
+            table = rf.CategoricalTable(w.pmfs, w.offsets, tail_mass=W.W2_TAIL_MASS,
+                                        precision=16, lengths=w.lengths)
+            self.cat_note = ""
+        except TypeError:
+            table = rf.CategoricalTable(w.pmfs, w.offsets, tail_mass=W.W2_TAIL_MASS,
+                                        precision=16)
+            self.cat_note = "CategoricalTable without lengths= (zero-padded rows)"
         return _Ctx(w=w, table=table, kind="c")
 
     def encode(self, ctx):
@@ -124,17 +134,20 @@ class RansformCoder(Coder):
         return self.rf.decode(payload, idx, ctx.table, threads=self.threads)
 
     def nbytes(self, payload):
+        self._last_bytes = len(payload)
         return len(payload)
 
     def extra_note(self, ctx, w):
-        if w.n_outliers:
-            return ""
-        try:
-            idx = ctx.table.index(w.scales) if ctx.kind == "g" else w.channel
-            tb = float(self.rf.ideal_bits(w.symbols, idx, ctx.table))
-            return f"table ideal {100 * (tb / w.ideal_bits - 1):+.3f}%"
-        except Exception as e:
-            return f"ideal_bits: {type(e).__name__}: {e}"
+        notes = [self.cat_note] if ctx.kind == "c" and self.cat_note else []
+        if not w.n_outliers:
+            try:
+                idx = ctx.table.index(w.scales) if ctx.kind == "g" else w.channel
+                tb = float(self.rf.ideal_bits(w.symbols, idx, ctx.table))
+                notes.insert(0, f"ideal_bits (quantized table) {100 * (tb / w.ideal_bits - 1):+.3f}%"
+                                f", stream {100 * (self._last_bytes * 8 / tb - 1):+.3f}% over it")
+            except Exception as e:
+                notes.insert(0, f"ideal_bits: {type(e).__name__}: {e}")
+        return "; ".join(notes)
 
 
 def _import_compressai():
@@ -479,7 +492,7 @@ def main(argv=None) -> int:
         ideal.notes.append(f"{w.n:,} sym; {w.description}")
         if w.mean_removed_ideal_bits is not None:
             ideal.notes.append(
-                f"ideal of mean-removed symbols under N(0,s): {w.mean_removed_ideal_bits / 8:,.0f}"
+                f"round(v-mean) under N(0,s) costs {w.mean_removed_ideal_bits / 8:,.0f}"
                 f" B ({100 * (w.mean_removed_ideal_bits / w.ideal_bits - 1):+.3f}%)")
         if w.extra.get("out_of_support"):
             ideal.notes.append(f"{w.extra['out_of_support']} symbols outside table support")
@@ -535,7 +548,8 @@ def main(argv=None) -> int:
         "overhead = bytes*8/ideal - 1; ideal = sum -log2 P under the exact (unsnapped) "
         "discretised model. W3 reports bits per outlier = (bytes_W3 - bytes_W1)*8/outliers.",
         "ransform: one call (one stream) per workload array; compressai and constriction: one "
-        "stream per latent, as CompressAI's EntropyModel.compress does (sizes are the sums).",
+        "stream per latent, as CompressAI's EntropyModel.compress does (sizes are the sums). "
+        "ransform W2: CategoricalTable(pmfs, offsets, tail_mass=1e-9, precision=16, lengths=2R+1).",
         "compressai: GaussianConditional with its default 64-level scale table "
         "exp(linspace(ln 0.11, ln 256, 64)), indexes from build_indexes, Python-list arguments "
         "converted on every call as compress() does; W2 uses per-channel CDFs made by its "
@@ -543,7 +557,8 @@ def main(argv=None) -> int:
         f"constriction: QuantizedGaussian on [{CONSTRICTION_RANGE[0]}, {CONSTRICTION_RANGE[1]}] "
         "with exact per-symbol stds (no scale table); on W1m it uses the exact per-symbol mean "
         "and codes the integer values v, the others code the mean-removed symbols round(v - "
-        "mean) with the scale only; W2 uses one Categorical(perfect=False) per channel; out-of-"
+        "mean) with the scale only (W1m notes what that costs under the exact zero-mean model); "
+        "W2 uses one Categorical(perfect=False) per channel; out-of-"
         "range symbols (W3) are rejected by design; single-threaded.",
     ]
     for c in coders:
