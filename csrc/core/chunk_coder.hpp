@@ -187,8 +187,9 @@ class ChunkDecoder {
       uint64_t v = 0;
       for (int b = 0; b < nbytes; ++b) v |= static_cast<uint64_t>(p[b]) << (8 * b);
       p += nbytes;
-      // Canonical form only: the top byte of a 5..7-byte state is non-zero, a 4-byte state is >= 2^24.
-      if (v < (uint64_t{1} << (8 * nbytes - 8)) || (nbytes == 4 && v < (uint64_t{1} << 24)))
+      // Canonical form only: the top byte is non-zero (a 4-byte state below L is a pre-emitted
+      // one, >= 2^24 since it was >= 2^56 before its low word left).
+      if (v < (uint64_t{1} << (8 * nbytes - 8)))
         throw StreamError("stream is corrupted (lane state)");
       x_[l] = v;
     }

@@ -62,9 +62,11 @@ struct StreamLayout {
   }
 };
 
-// Encoder's choice: chunks so that each holds at most 2^21 symbols (a power of two, so that
-// 2 or 4 threads get equal shares), lanes by the expected size of a chunk: an extra lane costs
-// about 4.6 bytes (see coder.hpp), so lanes <= chunk bytes / 4096 keeps that under 0.12 %.
+// Encoder's choice (the decoder reads it from the header, so it may change between versions):
+// chunks so that each holds at most 2^21 symbols, a power of two so that 2 or 4 threads get
+// equal shares; lanes by the expected size of a chunk: a lane costs about 4.6 bytes
+// (chunk_coder.hpp), so 2 lanes from 8 KB, 4 from 16 KB and 8 from 32 KB keep the lanes'
+// cost near 0.1 % at most.
 inline StreamLayout choose_layout(int precision, uint64_t n, double expected_bytes) {
   StreamLayout layout;
   layout.precision = precision;
@@ -73,7 +75,10 @@ inline StreamLayout choose_layout(int precision, uint64_t n, double expected_byt
   layout.chunks = 1;
   while (n > layout.chunks * kMaxChunkSymbols && layout.chunks < (uint64_t{1} << 16)) layout.chunks *= 2;
   layout.chunk_symbols = (n + layout.chunks - 1) / layout.chunks;
-  while ((layout.chunks - 1) * layout.chunk_symbols >= n) --layout.chunks;  // no empty chunk
+  while ((layout.chunks - 1) * layout.chunk_symbols >= n) {  // no empty chunk
+    --layout.chunks;
+    layout.chunk_symbols = (n + layout.chunks - 1) / layout.chunks;
+  }
   const double per_chunk = expected_bytes / static_cast<double>(layout.chunks);
   while (layout.lanes < kMaxLanes && per_chunk >= 4096.0 * 2 * layout.lanes) layout.lanes *= 2;
   return layout;

@@ -5,6 +5,7 @@
 
 #include "core/quantize.hpp"
 #include "core/scale_table.hpp"
+#include "core/stream.hpp"
 #include "python/arrays.hpp"
 #include "python/table_handle.hpp"
 
@@ -139,20 +140,31 @@ void bind_tables(py::module_& m) {
         const auto s = t.table.thresholds();
         return py::array_t<float>(static_cast<py::ssize_t>(s.size()), s.data());
       })
-      .def("index", [](const ScaleTableHandle& t, const py::handle& scales_obj) {
+      .def("index", [](const ScaleTableHandle& t, const py::handle& scales_obj, int threads) {
              auto scales = contiguous<float>(scales_obj, "scales", "float32");
-             py::array_t<int32_t> out(static_cast<py::ssize_t>(scales.size()));
-             size_t bad;
+             const size_t n = static_cast<size_t>(scales.size());
+             py::array_t<int32_t> out(static_cast<py::ssize_t>(n));
+             size_t bad = n;
              {
                py::gil_scoped_release release;
-               bad = t.table.index(scales.data(), out.mutable_data(), static_cast<size_t>(scales.size()));
+               const size_t block = size_t{1} << 20;
+               const size_t blocks = (n + block - 1) / block;
+               std::vector<size_t> first_bad(blocks, n);
+               const float* in = scales.data();
+               int32_t* o = out.mutable_data();
+               parallel_for(blocks, resolve_threads(threads), [&](size_t b) {
+                 const size_t begin = b * block, count = std::min(block, n - begin);
+                 const size_t r = t.table.index(in + begin, o + begin, count);
+                 if (r != count) first_bad[b] = begin + r;
+               });
+               for (size_t r : first_bad) bad = std::min(bad, r);
              }
              if (bad != static_cast<size_t>(scales.size()))
                throw py::value_error("scales must be finite and non-negative; flat position " + std::to_string(bad) +
                                      " holds " + std::string(py::str(py::float_(scales.data()[bad]))));
              return out;
            },
-           py::arg("scales"), "Row index of every float32 scale (flat int32 array).");
+           py::arg("scales"), py::arg("threads") = 1, "Row index of every float32 scale (flat int32 array).");
 
   m.def("default_scales", []() {
     const auto s = default_scales();
