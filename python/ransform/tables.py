@@ -98,14 +98,15 @@ class ScaleTable(Table):
     def thresholds(self) -> np.ndarray:
         return self._native.thresholds
 
-    def index(self, scales) -> np.ndarray:
+    def index(self, scales, *, threads: int = 1) -> np.ndarray:
         """Row of every scale, as int32 with the shape of ``scales``.
 
         Raises ValueError for NaN, infinite or negative scales; 0 and scales below the table
-        map to row 0, scales above it to the last row.
+        map to row 0, scales above it to the last row. ``threads`` splits large arrays over
+        threads (0 = one per core).
         """
         a = as_float32(scales, "scales")
-        return self._native.index(a).reshape(a.shape)
+        return self._native.index(a, int(threads)).reshape(a.shape)
 
     def __repr__(self) -> str:
         s = self.scales
