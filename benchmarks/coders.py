@@ -104,23 +104,17 @@ class RansformCoder(Coder):
             if self.gtable is None:
                 self.gtable = rf.GaussianTable()
             return _Ctx(w=w, table=self.gtable, kind="g")
-        # Rows are zero-padded to a common width; `lengths` (an optional argument of
-        # CategoricalTable) tells it the used width of each row, otherwise every padded
-        # column would get a frequency >= 1 and cost rate. Older builds: padded table.
-        try:
-            table = rf.CategoricalTable(w.pmfs, w.offsets, tail_mass=W.W2_TAIL_MASS,
-                                        precision=16, lengths=w.lengths)
-            self.cat_note = ""
-        except TypeError:
-            table = rf.CategoricalTable(w.pmfs, w.offsets, tail_mass=W.W2_TAIL_MASS,
-                                        precision=16)
-            self.cat_note = "CategoricalTable without lengths= (zero-padded rows)"
+        # Rows are zero-padded to a common width; `lengths` gives the used width of each row
+        # (otherwise every padded column would get a frequency >= 1 and cost rate).
+        table = rf.CategoricalTable(w.pmfs, w.offsets, tail_mass=W.W2_TAIL_MASS,
+                                    precision=16, lengths=w.lengths)
+        self.cat_note = ""
         return _Ctx(w=w, table=table, kind="c")
 
     def encode(self, ctx):
         w = ctx.w
         if ctx.kind == "g":
-            idx = ctx.table.index(w.scales)
+            idx = ctx.table.index(w.scales, threads=self.threads)
         else:
             idx = w.channel
         return self.rf.encode(w.symbols, idx, ctx.table, threads=self.threads)
@@ -128,7 +122,7 @@ class RansformCoder(Coder):
     def decode(self, ctx, payload):
         w = ctx.w
         if ctx.kind == "g":
-            idx = ctx.table.index(w.scales)
+            idx = ctx.table.index(w.scales, threads=self.threads)
         else:
             idx = w.channel
         return self.rf.decode(payload, idx, ctx.table, threads=self.threads)
