@@ -108,7 +108,6 @@ class RansformCoder(Coder):
         # (otherwise every padded column would get a frequency >= 1 and cost rate).
         table = rf.CategoricalTable(w.pmfs, w.offsets, tail_mass=W.W2_TAIL_MASS,
                                     precision=16, lengths=w.lengths)
-        self.cat_note = ""
         return _Ctx(w=w, table=table, kind="c")
 
     def encode(self, ctx):
@@ -132,7 +131,7 @@ class RansformCoder(Coder):
         return len(payload)
 
     def extra_note(self, ctx, w):
-        notes = [self.cat_note] if ctx.kind == "c" and self.cat_note else []
+        notes = []
         if not w.n_outliers:
             try:
                 idx = ctx.table.index(w.scales) if ctx.kind == "g" else w.channel

@@ -227,7 +227,7 @@ class ChunkDecoder {
   struct View {
     const RowInfo* rows;
     const uint32_t* cdf;
-    const uint16_t* bucket;
+    const uint32_t* bucket;
     uint32_t nrows;
   };
 
@@ -272,24 +272,20 @@ class ChunkDecoder {
     if (static_cast<uint32_t>(r) >= v.nrows) throw_index_error(first_ + pos, r, v.nrows);
     const RowInfo& row = v.rows[r];
     const uint32_t* cdf = v.cdf + row.cdf_base;
-    const uint16_t* bucket = v.bucket + row.bucket_base;
+    const uint32_t* bucket = v.bucket + row.bucket_base;
+    constexpr int kShift = P - SymbolTables::kBucketBits;
     const uint32_t slot = static_cast<uint32_t>(x) & ((1u << P) - 1);
-    const uint32_t b = slot >> (P - SymbolTables::kBucketBits);
-    uint32_t s = bucket[b];
-    const uint32_t hi = bucket[b + 1];
-    if (hi - s <= 1) {
-      s += cdf[s + 1] <= slot;  // the bucket spans one or two symbols: one branchless step
-    } else {
-      s = search(cdf, s, hi, slot);
-    }
+    const uint32_t e = bucket[slot >> kShift];
+    uint32_t s = (e & 0xFFFF) + ((slot & ((1u << kShift) - 1)) >= ((e >> 16) & 0x1FF));
+    if (e >> 31) s = search(cdf, e & 0xFFFF, bucket[(slot >> kShift) + 1] & 0xFFFF, slot);
     const uint32_t start = cdf[s];
     x = dec_advance(x, start, cdf[s + 1] - start, slot, P);
     if (kChecked) refill(in, x); else in.refill_unchecked(x);
     if (s < row.nsym) return row.offset + static_cast<int32_t>(s);
-    const EscapeResult e = dec_get_escape(x, in, row);
-    x = e.x;
-    in.pos = e.pos;
-    return e.value;
+    const EscapeResult esc = dec_get_escape(x, in, row);
+    x = esc.x;
+    in.pos = esc.pos;
+    return esc.value;
   }
 
   // Largest s in [lo, hi] with cdf[s] <= slot (binary search, for wide buckets).
@@ -303,7 +299,7 @@ class ChunkDecoder {
 
   const RowInfo* rows_;
   const uint32_t* cdf_;
-  const uint16_t* bucket_;
+  const uint32_t* bucket_;
   uint32_t nrows_;
   int precision_;
   int lanes_;

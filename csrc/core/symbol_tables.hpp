@@ -7,9 +7,14 @@
 // Per row the tables hold
 //   cdf[0..ntot]      cumulative frequencies, cdf[0] = 0, cdf[ntot] = 2^precision
 //   enc[0..ntot-1]    encoder entries: reciprocal of the frequency, see rans.hpp
-//   bucket[0..2^B]    decoder lookup: bucket[b] = symbol that holds slot b << (P - B)
-// A slot's symbol lies in [bucket[b], bucket[b + 1]]; a binary search over that range makes
-// the decoder O(log n) in the worst case and O(1) for the usual peaked distributions.
+//   bucket[0..2^B]    decoder lookup over buckets of W = 2^(P - B) slots; bucket[b] packs
+//                       bits 0-15  s0, the symbol holding the bucket's first slot b W
+//                       bits 16-24 t, the bucket-relative slot where s0 + 1 starts (W if none)
+//                       bit 31     set when the bucket holds three or more symbols
+// so that in the common case (one or two symbols per bucket) the symbol is
+//   s = s0 + (slot mod W >= t)
+// with no dependent load; otherwise a binary search over [s0, s0 of bucket b + 1] makes the
+// decoder O(log n) in the worst case. It is never linear in the alphabet.
 #pragma once
 
 #include <cstdint>
@@ -67,16 +72,19 @@ class SymbolTables {
     }
     if (acc != total) throw InputError("frequencies must sum to 2^precision");
 
-    // bucket[b] = symbol holding slot b << shift; walk symbols and buckets together.
-    const int shift = precision_ - kBucketBits;
+    // Walk symbols and buckets together (see the layout of bucket[] above).
+    const uint32_t width = 1u << (precision_ - kBucketBits);
     const uint32_t* cdf = cdf_.data() + row.cdf_base;
     uint32_t s = 0;
     for (uint32_t b = 0; b < (1u << kBucketBits); ++b) {
-      const uint32_t slot = b << shift;
-      while (cdf[s + 1] <= slot) ++s;
-      bucket_.push_back(static_cast<uint16_t>(s));
+      const uint32_t first = b * width, last = first + width - 1;
+      while (cdf[s + 1] <= first) ++s;
+      uint32_t entry = s | width << 16;                             // one symbol
+      if (cdf[s + 1] <= last) entry = s | (cdf[s + 1] - first) << 16;  // a second one starts inside
+      if (s + 2 <= ntot - 1 && cdf[s + 2] <= last) entry = s | 1u << 31;  // three or more
+      bucket_.push_back(entry);
     }
-    bucket_.push_back(static_cast<uint16_t>(ntot - 1));
+    bucket_.push_back(static_cast<uint32_t>(ntot - 1));
 
     double entropy = 0.0;
     for (size_t k = 0; k < ntot; ++k) {
@@ -93,7 +101,7 @@ class SymbolTables {
   const RowInfo* row_data() const { return rows_.data(); }
   const uint32_t* cdf() const { return cdf_.data(); }
   const EncSymbol* enc() const { return enc_.data(); }
-  const uint16_t* bucket() const { return bucket_.data(); }
+  const uint32_t* bucket() const { return bucket_.data(); }
   // Entropy of row r's quantized distribution in bits (used to size streams).
   double entropy(size_t r) const { return entropy_[r]; }
 
@@ -110,7 +118,7 @@ class SymbolTables {
   std::vector<RowInfo> rows_;
   std::vector<uint32_t> cdf_;
   std::vector<EncSymbol> enc_;
-  std::vector<uint16_t> bucket_;
+  std::vector<uint32_t> bucket_;
   std::vector<double> entropy_;
 };
 
