@@ -10,6 +10,7 @@
 //    So a lane costs 31 bits (its start state) + about 5.5 bits of flush rounding + 2 bits.
 //  - Lanes emit extra words from the last lane to the first, so the decoder, initialising
 //    lanes 0, 1, ... in order, reads them first-lane first.
+//  - Lane 0 then carries the chunk's escape check (escape.hpp), decoded before the symbols.
 #pragma once
 
 #include <cstdint>
@@ -78,7 +79,7 @@ class ChunkEncoder {
   // Encodes count symbols with lanes lanes; first is the chunk's position in the stream
   // (for error messages).
   ChunkBuffer encode(const int32_t* sym, const int32_t* idx, size_t count, int lanes, uint64_t first) const {
-    // Worst case per symbol: P bits + escape (sign, 33-bit unary, 32-bit suffix) < 96 bits.
+    // Worst case per symbol: P bits + escape (sign, 33-bit prefix, 31-bit suffix) < 96 bits.
     const size_t cap_words = 3 * count + 2 * kMaxLanesHere + 8;
     ChunkBuffer buf;
     buf.storage.reset(new uint32_t[cap_words]);  // not touched beyond what is written
@@ -86,7 +87,9 @@ class ChunkEncoder {
     uint32_t* out = words_end;
     uint64_t x[kMaxLanesHere];
     for (int l = 0; l < lanes; ++l) x[l] = kRansL;
-    with_layout(lanes, precision_, [&](auto k, auto p) { run<k(), p()>(x, out, sym, idx, count, first); });
+    EscapeCheck check;
+    with_layout(lanes, precision_, [&](auto k, auto p) { run<k(), p()>(x, out, sym, idx, count, first, check); });
+    enc_put_escape_check(x[0], out, check, precision_);
     // Flush: oversized states emit one word (last lane first), then states and codes go
     // in front of the words, written backwards.
     int code[kMaxLanesHere];
@@ -127,27 +130,29 @@ class ChunkEncoder {
 
   // Symbols are coded backwards; symbol j goes to lane j mod K.
   template <int K, int P>
-  void run(uint64_t* x, uint32_t*& out_ref, const int32_t* sym, const int32_t* idx, size_t count, uint64_t first) const {
+  void run(uint64_t* x, uint32_t*& out_ref, const int32_t* sym, const int32_t* idx, size_t count, uint64_t first,
+           EscapeCheck& check) const {
     const View v{rows_, enc_, nrows_};
     uint32_t* out = out_ref;
     size_t j = count;
     while (j % K) {
       --j;
-      put<P>(v, x[j % K], out, sym[j], idx[j], first + j);
+      put<P>(v, x[j % K], out, sym[j], idx[j], first + j, check);
     }
     uint64_t s[K];
     for (int l = 0; l < K; ++l) s[l] = x[l];
     while (j) {
       j -= K;
 #pragma GCC unroll 8
-      for (int l = K - 1; l >= 0; --l) put<P>(v, s[l], out, sym[j + l], idx[j + l], first + j + l);
+      for (int l = K - 1; l >= 0; --l) put<P>(v, s[l], out, sym[j + l], idx[j + l], first + j + l, check);
     }
     for (int l = 0; l < K; ++l) x[l] = s[l];
     out_ref = out;
   }
 
   template <int P>
-  RANSFORM_HOT void put(const View& v, uint64_t& x, uint32_t*& out, int32_t value, int32_t r, uint64_t pos) const {
+  RANSFORM_HOT void put(const View& v, uint64_t& x, uint32_t*& out, int32_t value, int32_t r, uint64_t pos,
+                        EscapeCheck& check) const {
     if (static_cast<uint32_t>(r) >= v.nrows) throw_index_error(pos, r, v.nrows);
     const RowInfo& row = v.rows[r];
     const uint32_t local = static_cast<uint32_t>(value) - static_cast<uint32_t>(row.offset);
@@ -157,6 +162,7 @@ class ChunkEncoder {
       const EscapeState e = enc_put_escape(x, out, t_, row, value);
       x = e.x;
       out = e.out;
+      check.add(pos, static_cast<uint32_t>(r), value);
     } else {
       throw_no_escape(pos, value, r, row);
     }
@@ -193,9 +199,12 @@ class ChunkDecoder {
         throw StreamError("stream is corrupted (lane state)");
       x_[l] = v;
     }
+    if (lanes % 4 && (codes[ncode - 1] >> (2 * (lanes % 4))))
+      throw StreamError("stream is corrupted (unused state-size bits are set)");
     if ((end - p) % 4 != 0) throw StreamError("stream is truncated or corrupted (chunk size)");
     in_ = WordReader{p, end};
     for (int l = 0; l < lanes; ++l) refill(in_, x_[l]);
+    dec_get_escape_check(x_[0], in_, precision_, escapes_expected_, escape_sum_expected_);
   }
 
   uint64_t remaining() const { return count_ - pos_; }
@@ -216,6 +225,9 @@ class ChunkDecoder {
   void finish() const {
     if (pos_ != count_) throw StreamError("internal: chunk not fully decoded");
     if (in_.pos != in_.end) throw StreamError("stream is corrupted (unread data at the end of a chunk)");
+    if (escapes_.sum != escape_sum_expected_ || (escapes_.count != 0) != escapes_expected_)
+      throw StreamError("stream is corrupted, or decoded with other indexes than it was encoded with "
+                        "(escape check failed)");
     for (int l = 0; l < lanes_; ++l)
       if (x_[l] != kRansL)
         throw StreamError("stream is corrupted, or decoded with a different table or indexes "
@@ -231,8 +243,9 @@ class ChunkDecoder {
     uint32_t nrows;
   };
 
-  // Groups of K symbols; while at least K words are left no symbol can run out of input
-  // (each refills at most once; escapes take the checked path), so refills skip the check.
+  // Groups of K symbols. A symbol refills at most one word and an escape reads at most 3 more
+  // (at most 65 bits: sign, 33-bit prefix, 31-bit suffix), so while 4K words are left no symbol of
+  // the group can run out of input and refills skip the check.
   template <int K, int P>
   size_t run(const int32_t* idx, int32_t* out, size_t i, size_t m) {
     const View v{rows_, cdf_, bucket_, nrows_};
@@ -240,7 +253,7 @@ class ChunkDecoder {
     uint64_t s[K];
     for (int l = 0; l < K; ++l) s[l] = x_[l];
     for (; i + K <= m; i += K) {
-      if (in.words_left() >= K) {
+      if (in.words_left() >= 4 * K) {
 #pragma GCC unroll 8
         for (int l = 0; l < K; ++l) out[i + l] = get<false, P>(v, in, s[l], idx[i + l], pos_ + i + l);
       } else {
@@ -268,7 +281,7 @@ class ChunkDecoder {
   }
 
   template <bool kChecked, int P>
-  RANSFORM_HOT int32_t get(const View& v, WordReader& in, uint64_t& x, int32_t r, uint64_t pos) const {
+  RANSFORM_HOT int32_t get(const View& v, WordReader& in, uint64_t& x, int32_t r, uint64_t pos) {
     if (static_cast<uint32_t>(r) >= v.nrows) throw_index_error(first_ + pos, r, v.nrows);
     const RowInfo& row = v.rows[r];
     const uint32_t* cdf = v.cdf + row.cdf_base;
@@ -285,7 +298,13 @@ class ChunkDecoder {
     const EscapeResult esc = dec_get_escape(x, in, row);
     x = esc.x;
     in.pos = esc.pos;
+    note_escape(first_ + pos, static_cast<uint32_t>(r), esc.value);
     return esc.value;
+  }
+
+  RANSFORM_COLD void note_escape(uint64_t pos, uint32_t row, int32_t value) {
+    if (!escapes_expected_) throw StreamError("stream is corrupted (an escape in a chunk flagged without escapes)");
+    escapes_.add(pos, row, value);
   }
 
   // Largest s in [lo, hi] with cdf[s] <= slot (binary search, for wide buckets).
@@ -308,6 +327,9 @@ class ChunkDecoder {
   uint64_t pos_ = 0;
   uint64_t x_[8] = {};
   WordReader in_{nullptr, nullptr};
+  bool escapes_expected_ = false;
+  uint32_t escape_sum_expected_ = 0;
+  EscapeCheck escapes_;
 };
 
 }  // namespace ransform

@@ -49,8 +49,8 @@ def decode(data, indexes, table, *, threads: int = 1) -> np.ndarray:
     """Decodes a stream written by :func:`encode` with the same indexes and table.
 
     Returns int32 symbols shaped like ``indexes``. Raises :class:`ransform.StreamError` (a
-    ValueError) for truncated, corrupted or foreign streams, or when the indexes or table
-    differ from the encoder's.
+    ValueError) for truncated, corrupted or foreign streams, and (with probability about
+    1 - 2^-31 per lane) when the indexes or table differ from the encoder's.
     """
     i = as_int32(indexes, "indexes")
     return _core.decode(_bytes_like(data), i, _native(table), _threads(threads)).reshape(i.shape)
