@@ -41,6 +41,7 @@ class SymbolTables {
   static constexpr int kMinPrecision = 12;
   static constexpr int kMaxPrecision = 16;
   static constexpr int kBucketBits = 8;
+  static_assert(kMaxPrecision - kBucketBits <= 8, "bucket entries keep a slot offset < 2^9 (W <= 256)");
 
   explicit SymbolTables(int precision) : precision_(precision) {
     if (precision < kMinPrecision || precision > kMaxPrecision)
