@@ -10,16 +10,19 @@
 //    So a lane costs 31 bits (its start state) + about 5.5 bits of flush rounding + 2 bits.
 //  - Lanes emit extra words from the last lane to the first, so the decoder, initialising
 //    lanes 0, 1, ... in order, reads them first-lane first.
-//  - Lane 0 then carries the chunk's escape check (escape.hpp), decoded before the symbols.
+//  - Lane 0 then carries the chunk's 32-bit symbol checksum (checksum.hpp) as two 16-bit
+//    bypass groups, high half first, decoded before the symbols.
 #pragma once
 
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
 #include <type_traits>
 
 #include "core/error.hpp"
+#include "core/checksum.hpp"
 #include "core/escape.hpp"
 #include "core/rans.hpp"
 #include "core/symbol_tables.hpp"
@@ -87,9 +90,18 @@ class ChunkEncoder {
     uint32_t* out = words_end;
     uint64_t x[kMaxLanesHere];
     for (int l = 0; l < lanes; ++l) x[l] = kRansL;
-    EscapeCheck check;
-    with_layout(lanes, precision_, [&](auto k, auto p) { run<k(), p()>(x, out, sym, idx, count, first, check); });
-    enc_put_escape_check(x[0], out, check, precision_);
+    // Blocks from the last to the first: checksum a block while it is in cache, then code it.
+    uint32_t checksum = 0;
+    with_layout(lanes, precision_, [&](auto k, auto p) {
+      for (size_t end = count; end > 0;) {
+        const size_t begin = (end - 1) / kChecksumBlock * kChecksumBlock;
+        checksum = checksum_add(checksum, sym + begin, end - begin, first + begin);
+        run<k(), p()>(x, out, sym, idx, begin, end, first);
+        end = begin;
+      }
+    });
+    enc_put_bits(x[0], out, checksum & 0xFFFF, 16);
+    enc_put_bits(x[0], out, checksum >> 16, 16);
     // Flush: oversized states emit one word (last lane first), then states and codes go
     // in front of the words, written backwards.
     int code[kMaxLanesHere];
@@ -128,31 +140,31 @@ class ChunkEncoder {
     uint32_t nrows;
   };
 
-  // Symbols are coded backwards; symbol j goes to lane j mod K.
+  // Codes symbols [begin, end) of the chunk backwards; symbol j goes to lane j mod K.
+  // REQUIRES: begin is a multiple of K.
   template <int K, int P>
-  void run(uint64_t* x, uint32_t*& out_ref, const int32_t* sym, const int32_t* idx, size_t count, uint64_t first,
-           EscapeCheck& check) const {
+  void run(uint64_t* x, uint32_t*& out_ref, const int32_t* sym, const int32_t* idx, size_t begin, size_t end,
+           uint64_t first) const {
     const View v{rows_, enc_, nrows_};
     uint32_t* out = out_ref;
-    size_t j = count;
+    size_t j = end;
     while (j % K) {
       --j;
-      put<P>(v, x[j % K], out, sym[j], idx[j], first + j, check);
+      put<P>(v, x[j % K], out, sym[j], idx[j], first + j);
     }
     uint64_t s[K];
     for (int l = 0; l < K; ++l) s[l] = x[l];
-    while (j) {
+    while (j > begin) {
       j -= K;
 #pragma GCC unroll 8
-      for (int l = K - 1; l >= 0; --l) put<P>(v, s[l], out, sym[j + l], idx[j + l], first + j + l, check);
+      for (int l = K - 1; l >= 0; --l) put<P>(v, s[l], out, sym[j + l], idx[j + l], first + j + l);
     }
     for (int l = 0; l < K; ++l) x[l] = s[l];
     out_ref = out;
   }
 
   template <int P>
-  RANSFORM_HOT void put(const View& v, uint64_t& x, uint32_t*& out, int32_t value, int32_t r, uint64_t pos,
-                        EscapeCheck& check) const {
+  RANSFORM_HOT void put(const View& v, uint64_t& x, uint32_t*& out, int32_t value, int32_t r, uint64_t pos) const {
     if (static_cast<uint32_t>(r) >= v.nrows) throw_index_error(pos, r, v.nrows);
     const RowInfo& row = v.rows[r];
     const uint32_t local = static_cast<uint32_t>(value) - static_cast<uint32_t>(row.offset);
@@ -162,7 +174,6 @@ class ChunkEncoder {
       const EscapeState e = enc_put_escape(x, out, t_, row, value);
       x = e.x;
       out = e.out;
-      check.add(pos, static_cast<uint32_t>(r), value);
     } else {
       throw_no_escape(pos, value, r, row);
     }
@@ -204,13 +215,38 @@ class ChunkDecoder {
     if ((end - p) % 4 != 0) throw StreamError("stream is truncated or corrupted (chunk size)");
     in_ = WordReader{p, end};
     for (int l = 0; l < lanes; ++l) refill(in_, x_[l]);
-    dec_get_escape_check(x_[0], in_, precision_, escapes_expected_, escape_sum_expected_);
+    checksum_expected_ = dec_take_bits_checked(x_[0], in_, 16) << 16;
+    checksum_expected_ |= dec_take_bits_checked(x_[0], in_, 16);
   }
 
   uint64_t remaining() const { return count_ - pos_; }
 
   // REQUIRES: m <= remaining(). Decodes the next m symbols of the chunk.
   void decode(const int32_t* idx, int32_t* out, size_t m) {
+    for (size_t done = 0; done < m;) {  // in blocks, checksummed while in cache
+      const size_t n = std::min(kChecksumBlock, m - done);
+      decode_span(idx + done, out + done, n);
+      checksum_ = checksum_add(checksum_, out + done, n, first_ + pos_ - n);
+      done += n;
+    }
+  }
+
+  // After the last symbol: every word read, every lane back at its start state, and the
+  // symbols' checksum equal to the one the encoder stored.
+  void finish() const {
+    if (pos_ != count_) throw StreamError("internal: chunk not fully decoded");
+    if (in_.pos != in_.end) throw StreamError("stream is corrupted (unread data at the end of a chunk)");
+    for (int l = 0; l < lanes_; ++l)
+      if (x_[l] != kRansL)
+        throw StreamError("stream is corrupted, or decoded with other indexes or another table than it was "
+                          "encoded with (final state check failed)");
+    if (checksum_ != checksum_expected_)
+      throw StreamError("stream is corrupted, or decoded with other indexes or another table than it was "
+                        "encoded with (checksum mismatch)");
+  }
+
+ private:
+  void decode_span(const int32_t* idx, int32_t* out, size_t m) {
     size_t i = 0;
     while (i < m && (pos_ + i) % lanes_) {
       out[i] = get_one(x_[(pos_ + i) % lanes_], idx[i], pos_ + i);
@@ -221,20 +257,6 @@ class ChunkDecoder {
     pos_ += m;
   }
 
-  // After the last symbol: every word read, every lane back at its start state.
-  void finish() const {
-    if (pos_ != count_) throw StreamError("internal: chunk not fully decoded");
-    if (in_.pos != in_.end) throw StreamError("stream is corrupted (unread data at the end of a chunk)");
-    if (escapes_.sum != escape_sum_expected_ || (escapes_.count != 0) != escapes_expected_)
-      throw StreamError("stream is corrupted, or decoded with other indexes than it was encoded with "
-                        "(escape check failed)");
-    for (int l = 0; l < lanes_; ++l)
-      if (x_[l] != kRansL)
-        throw StreamError("stream is corrupted, or decoded with a different table or indexes "
-                          "than it was encoded with (final state check failed)");
-  }
-
- private:
   // Copies of the table fields the hot loop reads, kept in registers (see ChunkEncoder::View).
   struct View {
     const RowInfo* rows;
@@ -298,13 +320,7 @@ class ChunkDecoder {
     const EscapeResult esc = dec_get_escape(x, in, row);
     x = esc.x;
     in.pos = esc.pos;
-    note_escape(first_ + pos, static_cast<uint32_t>(r), esc.value);
     return esc.value;
-  }
-
-  RANSFORM_COLD void note_escape(uint64_t pos, uint32_t row, int32_t value) {
-    if (!escapes_expected_) throw StreamError("stream is corrupted (an escape in a chunk flagged without escapes)");
-    escapes_.add(pos, row, value);
   }
 
   // Largest s in [lo, hi] with cdf[s] <= slot (binary search, for wide buckets).
@@ -327,9 +343,8 @@ class ChunkDecoder {
   uint64_t pos_ = 0;
   uint64_t x_[8] = {};
   WordReader in_{nullptr, nullptr};
-  bool escapes_expected_ = false;
-  uint32_t escape_sum_expected_ = 0;
-  EscapeCheck escapes_;
+  uint32_t checksum_expected_ = 0;
+  uint32_t checksum_ = 0;
 };
 
 }  // namespace ransform

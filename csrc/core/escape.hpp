@@ -8,13 +8,8 @@
 // uniform symbols (rans.hpp enc_put_bits), so they cost exactly 2k + 2 bits after the escape
 // symbol: +-1000 next to a table of +-10 costs 20 bits. Every int32 is reachable (d <= 2^32 - 2,
 // so k <= 31); the decoder rejects k > 31 and values outside int32 as corruption.
-//
-// Escape check. Bypass bits never reach the rANS state (any bit pattern is a valid suffix), so
-// the final-state check cannot see a corrupted suffix, nor an escape decoded with the wrong
-// row. So each chunk codes in lane 0, decoded before its first symbol, a flag "this chunk has
-// escapes" (frequency 1 out of 2^P for yes, 2^P - 1 for no: a chunk without escapes pays
-// about 2e-5 bits) and, when set, the 32-bit sum over the chunk's escapes of
-// escape_mix(position, row, value), high 16 bits first. The decoder recomputes the sum.
+// Bypass bits never reach the rANS state (any bit pattern is a valid suffix); the chunk
+// checksum (checksum.hpp) is what catches a corrupted escaped value.
 #pragma once
 
 #include <cstdint>
@@ -64,39 +59,7 @@ RANSFORM_COLD inline EscapeState enc_put_escape(uint64_t x, uint32_t* out, const
   return {x, out};
 }
 
-// A 32-bit mix of one escape: its position in the stream, its row and its value.
-inline uint32_t escape_mix(uint64_t pos, uint32_t row, int32_t value) {
-  uint64_t h = (pos + 1) * 0x9E3779B97F4A7C15ull;  // 2^64 / golden ratio
-  h ^= (static_cast<uint64_t>(row) << 32) | static_cast<uint32_t>(value);
-  h ^= h >> 31;
-  h *= 0xD6E8FEB86659FD93ull;
-  h ^= h >> 32;
-  return static_cast<uint32_t>(h);
-}
-
-// Sum of escape_mix over a chunk's escapes, in any order.
-struct EscapeCheck {
-  uint32_t sum = 0;
-  uint64_t count = 0;
-  void add(uint64_t pos, uint32_t row, int32_t value) {
-    sum += escape_mix(pos, row, value);
-    ++count;
-  }
-};
-
-// Encoder side, after the chunk's last symbol (so the decoder reads it first), in lane 0.
-inline void enc_put_escape_check(uint64_t& x, uint32_t*& out, const EscapeCheck& check, int precision) {
-  const uint32_t total = 1u << precision;
-  if (check.count) {
-    enc_put_bits(x, out, check.sum & 0xFFFF, 16);
-    enc_put_bits(x, out, check.sum >> 16, 16);
-    enc_put(x, out, EncSymbol::make(total - 1, 1, precision), precision);
-  } else {
-    enc_put(x, out, EncSymbol::make(0, total - 1, precision), precision);
-  }
-}
-
-// n bypass bits with a checked refill (shared by the escape paths).
+// n bypass bits with a checked refill (escapes and the chunk checksum).
 inline uint32_t dec_take_bits_checked(uint64_t& x, WordReader& in, int n) {
   const uint32_t bits = dec_take_bits(x, n);
   if (x < kRansL) {
@@ -105,25 +68,6 @@ inline uint32_t dec_take_bits_checked(uint64_t& x, WordReader& in, int n) {
     x = (x << 32) | w;
   }
   return bits;
-}
-
-// Decoder side of enc_put_escape_check. Sets has_escapes and, if set, expected_sum.
-inline void dec_get_escape_check(uint64_t& x, WordReader& in, int precision, bool& has_escapes,
-                                 uint32_t& expected_sum) {
-  const uint32_t total = 1u << precision;
-  const uint32_t slot = static_cast<uint32_t>(x) & (total - 1);
-  has_escapes = slot == total - 1;
-  x = has_escapes ? x >> precision : dec_advance(x, 0, total - 1, slot, precision);
-  if (x < kRansL) {
-    uint32_t w;
-    if (!in.read(w)) throw StreamError("stream is truncated");
-    x = (x << 32) | w;
-  }
-  expected_sum = 0;
-  if (has_escapes) {
-    expected_sum = dec_take_bits_checked(x, in, 16) << 16;
-    expected_sum |= dec_take_bits_checked(x, in, 16);
-  }
 }
 
 // Decoder side, called right after the escape symbol was decoded and the state refilled.
