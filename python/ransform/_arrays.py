@@ -33,19 +33,22 @@ def as_int32(x, name: str) -> np.ndarray:
     """int32, C-contiguous, same shape. Integer dtypes only; values must fit int32."""
     a = to_numpy(x, name)
     if a.dtype == np.int32:
-        return np.ascontiguousarray(a)
+        return _contiguous(a, a.dtype)
     if a.dtype.kind not in "iu":
         raise TypeError(f"{name} must have an integer dtype, got {a.dtype}")
     if a.size and (a.min() < _INT32_MIN or a.max() > _INT32_MAX):
         raise ValueError(f"{name} has values outside the int32 range")
-    return np.ascontiguousarray(a, dtype=np.int32)
+    return _contiguous(a, np.int32)
 
 
 def as_float32(x, name: str) -> np.ndarray:
     """float32, C-contiguous, same shape (float64 and float16 are rounded to float32)."""
     a = to_numpy(x, name)
-    if a.dtype == np.float32:
-        return np.ascontiguousarray(a)
     if a.dtype.kind not in "fiu":
         raise TypeError(f"{name} must have a floating-point dtype, got {a.dtype}")
-    return np.ascontiguousarray(a, dtype=np.float32)
+    return _contiguous(a, np.float32)
+
+
+def _contiguous(a: np.ndarray, dtype) -> np.ndarray:
+    """C-contiguous copy or view with dtype and the same shape (0-d arrays stay 0-d)."""
+    return np.ascontiguousarray(a, dtype=dtype).reshape(a.shape)

@@ -16,7 +16,7 @@ import functools
 import numpy as np
 
 from ransform import _core
-from ransform._arrays import as_float32, to_numpy
+from ransform._arrays import as_float32, as_int32, to_numpy
 
 DEFAULT_PRECISION = 16
 DEFAULT_TAIL_MASS = 1e-9
@@ -142,7 +142,8 @@ def default_scales() -> np.ndarray:
 
 
 def _per_row(value, rows: int, name: str, dtype) -> np.ndarray:
-    a = to_numpy(value, name)
+    """A scalar or one value per row, as a flat array of dtype (integers range-checked)."""
+    a = as_int32(value, name) if dtype == np.int32 else to_numpy(value, name)
     if a.ndim == 0:
         a = np.full(rows, a, dtype=dtype)
     a = np.ascontiguousarray(a.ravel(), dtype=dtype)
@@ -171,6 +172,8 @@ class CategoricalTable(Table):
             p = p[None, :]
         if p.ndim != 2:
             raise ValueError(f"pmfs must be 2-D (rows, width), got shape {p.shape}")
+        if p.dtype.kind not in "fiu":
+            raise TypeError(f"pmfs must be real numbers, got dtype {p.dtype}")
         p = np.ascontiguousarray(p, dtype=np.float64)
         rows = p.shape[0]
         lengths = np.full(rows, p.shape[1], np.int32) if lengths is None else _per_row(lengths, rows, "lengths", np.int32)
@@ -187,6 +190,8 @@ class CategoricalTable(Table):
             f = f[None, :]
         if f.ndim != 2:
             raise ValueError(f"frequencies must be 2-D (rows, width), got shape {f.shape}")
+        if f.dtype.kind not in "iu":
+            raise TypeError(f"frequencies must be integers, got dtype {f.dtype}")
         if f.size and (f.min() < 0 or f.max() > 2**precision):
             raise ValueError("frequencies must be in [0, 2**precision]")
         f = np.ascontiguousarray(f, dtype=np.uint32)
