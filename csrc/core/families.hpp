@@ -60,15 +60,25 @@ inline int32_t support_radius(Family f, double scale, double tail_mass, int32_t 
   return hi;
 }
 
-// Probabilities of -R..R followed by the escape mass 2 T(R + 1/2).
-inline std::vector<double> discretised_pmf(Family f, double scale, int32_t radius) {
-  std::vector<double> tail(radius + 1);  // tail[k] = T(k + 1/2)
+// tail[k] = T(k + 1/2) for k = 0..R.
+inline std::vector<double> half_integer_tails(Family f, double scale, int32_t radius) {
+  std::vector<double> tail(radius + 1);
   for (int32_t k = 0; k <= radius; ++k) tail[k] = upper_tail(f, k + 0.5, scale);
+  return tail;
+}
+
+// Probabilities of -R..R followed by the escape mass 2 T(R + 1/2), from half_integer_tails.
+inline std::vector<double> pmf_from_tails(const std::vector<double>& tail) {
+  const int32_t radius = static_cast<int32_t>(tail.size()) - 1;
   std::vector<double> p(2 * radius + 2);
   p[radius] = 1.0 - 2.0 * tail[0];
   for (int32_t k = 1; k <= radius; ++k) p[radius + k] = p[radius - k] = tail[k - 1] - tail[k];
   p[2 * radius + 1] = 2.0 * tail[radius];
   return p;
+}
+
+inline std::vector<double> discretised_pmf(Family f, double scale, int32_t radius) {
+  return pmf_from_tails(half_integer_tails(f, scale, radius));
 }
 
 }  // namespace ransform

@@ -6,16 +6,18 @@
 // scale s is least. Between rows j and j+1 that choice flips at one scale t_j, so the map is
 //   index(s) = number of thresholds t_j with t_j <= s           (j = 0 .. m-2)
 // a comparison of float32 values, exact and identical on every machine. t_j is where the
-// expected code lengths of the two *quantized* rows cross, found by bisection; for rows wider
-// than kExactCrossingRadius the continuous limit is used instead, where the crossing is the
-// geometric mean sqrt(s_j s_{j+1}) to within (ln(s_{j+1}/s_j))^2 relative. Scales below t_0
+// expected code lengths of the two *quantized* rows cross, found by bisection (for wide rows
+// this is not the geometric mean of the scales: the tails' minimum counts move it by percents).
+// Scales below t_0
 // (including 0) map to row 0, scales above the last threshold to the last row; NaN, inf and
 // negative scales are rejected.
 //
 // The lookup is one load: the float32 bit pattern of a positive float is monotone in its
-// value, and every threshold is snapped to a grid of 2^shift bit patterns (shift <= 15, i.e.
-// at most 1/256 of an octave, 0.27 % in scale, where the two rows' expected lengths differ by
-// less than 1e-6 bits), so with u the bit pattern of s clamped to the grid's span,
+// value, and every threshold is snapped to a grid of 2^shift bit patterns (shift <= 14, i.e.
+// at most 1/512 of an octave, 0.14 % in scale). Only scales within half a grid step of a
+// crossing can get the worse neighbour, by at most ~1e-4 bits per symbol on the default table
+// (measured), about 1e-6 bits on average over a log-uniform range. With u the bit pattern of
+// s clamped to the grid's span,
 //   index(s) = lut[(u - lo) >> shift]
 // Custom tables whose scales are closer than the grid get a finer grid.
 #pragma once
@@ -112,8 +114,6 @@ inline bool index_lut(const float* scales, int32_t* out, size_t n, const int32_t
 
 class ScaleTable {
  public:
-  static constexpr int32_t kExactCrossingRadius = 256;
-
   ScaleTable(Family family, std::vector<float> scales, int precision, double tail_mass)
       : family_(family), scales_(std::move(scales)), tail_mass_(tail_mass), tables_(precision) {
     if (scales_.empty()) throw InputError("the scale table is empty");
@@ -158,36 +158,38 @@ class ScaleTable {
   }
 
  private:
-  // Expected bits of row r for data of scale s: in-range symbols exactly, the escape region as
-  // its mass times (escape symbol + the 2 bits of the shortest exp-Golomb code).
-  double expected_bits(size_t r, double s) const {
-    const RowInfo& row = tables_.row(r);
-    const int32_t radius = -row.offset;
-    const std::vector<double> p = discretised_pmf(family_, s, radius);
-    const std::vector<uint32_t> f = tables_.frequencies(r);
-    const double total = static_cast<double>(1u << tables_.precision());
+  // Expected bits of row r for data with pmf p over -R..R (p[R + k] = P(k)) and escape mass
+  // tail(k) = T(k + 1/2): in-range symbols exactly, the escape region as its mass times
+  // (escape symbol + the 2 bits of the shortest exp-Golomb code).
+  double expected_bits(size_t r, const std::vector<double>& p, const std::vector<double>& tail, int32_t big) const {
+    const int32_t radius = -tables_.row(r).offset;
+    const std::vector<double>& len = code_length_[r];
     double bits = 0.0;
-    for (size_t k = 0; k < f.size(); ++k) {
-      const double extra = k + 1 == f.size() ? 2.0 : 0.0;
-      bits += p[k] * (extra - detmath::log2(f[k] / total));
-    }
-    return bits;
+    for (int32_t k = -radius; k <= radius; ++k) bits += p[big + k] * len[radius + k];
+    return bits + 2.0 * tail[radius] * (len[2 * radius + 1] + 2.0);
   }
 
-  // Crossing scale of rows j and j+1 (where their expected code lengths are equal).
-  double crossing(size_t j) const {
-    const double a = scales_[j], b = scales_[j + 1];
-    if (-tables_.row(j + 1).offset > kExactCrossingRadius)
-      return detmath::exp(0.5 * (detmath::log(a) + detmath::log(b)));
-    double lo = a, hi = b;  // row j is better at a, row j+1 at b; bisect the sign change
-    for (int it = 0; it < 40; ++it) {
+  // Scale where rows j and j+1 have equal expected code length (row j is better below).
+  // 20 bisection steps narrow [s_j, s_{j+1}] to 1e-6 of its width, far below the index grid.
+  double crossing(size_t j) {
+    const int32_t big = -tables_.row(j + 1).offset;
+    double lo = scales_[j], hi = scales_[j + 1];
+    for (int it = 0; it < 20; ++it) {
       const double mid = 0.5 * (lo + hi);
-      if (expected_bits(j, mid) <= expected_bits(j + 1, mid)) lo = mid; else hi = mid;
+      const std::vector<double> tail = half_integer_tails(family_, mid, big);
+      const std::vector<double> p = pmf_from_tails(tail);
+      if (expected_bits(j, p, tail, big) <= expected_bits(j + 1, p, tail, big)) lo = mid; else hi = mid;
     }
     return hi;
   }
 
   void build_thresholds() {
+    const double total = static_cast<double>(1u << tables_.precision());
+    for (size_t r = 0; r < scales_.size(); ++r) {
+      std::vector<double> len;
+      for (uint32_t f : tables_.frequencies(r)) len.push_back(-detmath::log2(f / total));
+      code_length_.push_back(std::move(len));
+    }
     if (scales_.size() == 1) {  // one row: everything maps to it
       lo_ = 0; hi_ = 0; shift_ = 0;
       lut_.assign(1, 0);
@@ -199,7 +201,7 @@ class ScaleTable {
     for (size_t j = 1; j < scales_.size(); ++j)
       min_gap = std::min(min_gap, float_bits(scales_[j]) - float_bits(scales_[j - 1]));
     shift_ = 0;
-    while (shift_ < 15 && (uint32_t{2} << shift_) <= min_gap) ++shift_;
+    while (shift_ < 14 && (uint32_t{2} << shift_) <= min_gap) ++shift_;
     const uint32_t step = uint32_t{1} << shift_;
     for (size_t j = 0; j + 1 < scales_.size(); ++j) {
       const uint32_t c = float_bits(static_cast<float>(crossing(j)));
@@ -227,6 +229,7 @@ class ScaleTable {
   std::vector<float> scales_;
   double tail_mass_;
   SymbolTables tables_;
+  std::vector<std::vector<double>> code_length_;  // bits of each symbol of each row (table build only)
   std::vector<uint32_t> t_bits_;  // thresholds as float32 bit patterns, on the grid, increasing
   std::vector<int32_t> lut_;      // lut[k] = number of thresholds <= lo + k 2^shift
   uint32_t lo_ = 0, hi_ = 0, shift_ = 0;
