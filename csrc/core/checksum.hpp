@@ -4,12 +4,13 @@
 // do not: a slot that moves to another symbol with the same frequency and the same offset
 // from its start (common among the frequency-1 symbols of a table's tails) gives the same
 // next state, and escape suffix bits never enter the state. So each chunk also carries
-//   checksum = sum over its symbols of uint32(value_i) * w(pos_i)   (mod 2^32)
-//   w(pos)   = (uint32(pos + 1) * 0x9E3779B1) | 1                   (pos: position in the stream)
-// Every weight is odd, so changing any single value always changes the sum; the weights are
-// scrambled by position, so two or more changes cancel with probability about 2^-32. The sum
-// does not depend on the order of its terms, so the encoder (running backwards) and the
-// incremental decoder (running in pieces) compute it in whatever blocks suit them.
+//   checksum = sum over its symbols of mix(uint32(value_i) + uint32(pos_i + 1) * 0x9E3779B1)  (mod 2^32)
+//   mix(x)   = x ^= x >> 16; x *= 0x7FEB352D; x ^= x >> 15; x *= 0x846CA68B; x ^= x >> 16
+// (pos: the symbol's position in the stream). mix is a bijection of uint32, so changing any
+// single value always changes the sum; it is also non-linear, so several changes (even
+// structured ones, like two values off by 2^31) cancel only with probability about 2^-32.
+// The sum does not depend on the order of its terms, so the encoder (running backwards) and
+// the incremental decoder (running in pieces) compute it in whatever blocks suit them.
 #pragma once
 
 #include <cstddef>
@@ -22,27 +23,40 @@ namespace ransform {
 
 inline constexpr uint32_t kChecksumMultiplier = 0x9E3779B1u;  // 2^32 / golden ratio, odd
 
+inline uint32_t checksum_mix(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7FEB352Du;
+  x ^= x >> 15;
+  x *= 0x846CA68Bu;
+  x ^= x >> 16;
+  return x;
+}
+
 inline uint32_t checksum_add_scalar(uint32_t sum, const int32_t* values, size_t n, uint64_t first) {
   uint32_t pos = static_cast<uint32_t>(first) + 1;
-  for (size_t i = 0; i < n; ++i, ++pos) sum += static_cast<uint32_t>(values[i]) * ((pos * kChecksumMultiplier) | 1u);
+  for (size_t i = 0; i < n; ++i, ++pos) sum += checksum_mix(static_cast<uint32_t>(values[i]) + pos * kChecksumMultiplier);
   return sum;
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-// The same sum, 8 terms per step (baseline x86-64 has no 32-bit vector multiply).
+// The same sum, 8 terms per step (baseline x86-64 has no 32-bit vector multiply). The position
+// term w = pos * multiplier advances by 8 * multiplier per step (mod 2^32).
 __attribute__((target("avx2"))) inline uint32_t checksum_add_avx2(uint32_t sum, const int32_t* values, size_t n,
                                                                   uint64_t first) {
   const uint32_t p0 = static_cast<uint32_t>(first) + 1;
-  __m256i pos = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(p0)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  const __m256i eight = _mm256_set1_epi32(8), mult = _mm256_set1_epi32(static_cast<int>(kChecksumMultiplier));
-  const __m256i odd = _mm256_set1_epi32(1);
+  __m256i w = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  w = _mm256_mullo_epi32(_mm256_add_epi32(w, _mm256_set1_epi32(static_cast<int>(p0))),
+                         _mm256_set1_epi32(static_cast<int>(kChecksumMultiplier)));
+  const __m256i step = _mm256_set1_epi32(static_cast<int>(8u * kChecksumMultiplier));
+  const __m256i m1 = _mm256_set1_epi32(0x7FEB352D), m2 = _mm256_set1_epi32(static_cast<int>(0x846CA68Bu));
   __m256i acc = _mm256_setzero_si256();
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    const __m256i w = _mm256_or_si256(_mm256_mullo_epi32(pos, mult), odd);
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(values + i));
-    acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(v, w));
-    pos = _mm256_add_epi32(pos, eight);
+    __m256i x = _mm256_add_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(values + i)), w);
+    x = _mm256_mullo_epi32(_mm256_xor_si256(x, _mm256_srli_epi32(x, 16)), m1);
+    x = _mm256_mullo_epi32(_mm256_xor_si256(x, _mm256_srli_epi32(x, 15)), m2);
+    acc = _mm256_add_epi32(acc, _mm256_xor_si256(x, _mm256_srli_epi32(x, 16)));
+    w = _mm256_add_epi32(w, step);
   }
   alignas(32) uint32_t lanes[8];
   _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), acc);
