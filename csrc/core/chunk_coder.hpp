@@ -3,7 +3,8 @@
 // READ ME FIRST
 // Chunk body = [state-size codes][lane final states][32-bit words, little-endian].
 //  - Every lane starts the encoder at x = L = 2^31; the decoder must end every lane exactly
-//    there. That 31-bit check per lane is what catches corrupted streams and wrong tables.
+//    there. That 31-bit check per lane catches most corruption and wrong tables; the chunk
+//    checksum (checksum.hpp) catches the rest.
 //  - A final state x is written in 4 + c bytes, little-endian, c = 0..3 in 2 bits per lane
 //    (lane l in bits 2(l mod 4) of code byte l / 4). A state >= 2^56 first emits its low word
 //    into the word stream (then it is below L and the decoder's first refill restores it).
@@ -14,15 +15,15 @@
 //    bypass groups, high half first, decoded before the symbols.
 #pragma once
 
-#include <cstdint>
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <string>
 #include <type_traits>
 
-#include "core/error.hpp"
 #include "core/checksum.hpp"
+#include "core/error.hpp"
 #include "core/escape.hpp"
 #include "core/rans.hpp"
 #include "core/symbol_tables.hpp"
