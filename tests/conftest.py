@@ -110,8 +110,8 @@ def parse_header(data: bytes) -> Header:
 def max_stream_bytes(data: bytes, ideal: float) -> float:
     """Upper bound on a correct stream's size given its ideal bits (format.hpp, chunk_coder.hpp):
     the header, the per-chunk lane codes, per lane its 31-bit start state plus at most one byte
-    of flush rounding (<= 39 bits, 40 allowed), per chunk an integrity check (a 32-bit
-    checksum, possibly behind a flag symbol: <= 48 bits, 6 bytes allowed), and a 1e-5 relative
+    of flush rounding (<= 39 bits, 40 allowed), per chunk an integrity check (the 32-bit
+    checksum, exactly 32 bits, no flag symbol; 6 bytes allowed), and a 1e-5 relative
     coding loss (rans.hpp claims < 1e-6)."""
     h = parse_header(data)
     lanes_total = h.lanes * h.chunks

@@ -172,7 +172,7 @@ class ScaleTable {
   // Scale where rows j and j+1 have equal expected code length (row j is better below).
   // 20 bisection steps narrow [s_j, s_{j+1}] to 1e-6 of its width, far below the index grid.
   double crossing(size_t j) {
-    const int32_t big = -tables_.row(j + 1).offset;
+    const int32_t big = std::max(-tables_.row(j).offset, -tables_.row(j + 1).offset);  // covers both rows
     double lo = scales_[j], hi = scales_[j + 1];
     for (int it = 0; it < 20; ++it) {
       const double mid = 0.5 * (lo + hi);
@@ -195,7 +195,7 @@ class ScaleTable {
       lut_.assign(1, 0);
       return;
     }
-    // Grid: at most 2^15 bit patterns, and no coarser than the closest pair of table scales,
+    // Grid: at most 2^14 bit patterns, and no coarser than the closest pair of table scales,
     // so that every interval (s_j, s_{j+1}] holds a grid point.
     uint32_t min_gap = UINT32_MAX;
     for (size_t j = 1; j < scales_.size(); ++j)
