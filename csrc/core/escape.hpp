@@ -20,14 +20,23 @@
 
 namespace ransform {
 
-// Bits an escaped value costs beyond the escape symbol itself.
-inline int escape_extra_bits(const RowInfo& row, int32_t value) {
+// The code of an escaped value: its side of the range, u = d + 1 and k = floor(log2 u).
+struct EscapeCode {
+  bool below;
+  uint64_t u;
+  int k;
+};
+
+inline EscapeCode escape_code(const RowInfo& row, int32_t value) {
   const int64_t lo = row.offset, hi = static_cast<int64_t>(row.offset) + row.nsym - 1;
-  const uint64_t d = value < lo ? static_cast<uint64_t>(lo - 1 - value) : static_cast<uint64_t>(value - hi - 1);
-  int k = 0;
-  while ((d + 1) >> (k + 1)) ++k;
-  return 2 * k + 2;
+  EscapeCode c{value < lo, 0, 0};
+  c.u = (c.below ? static_cast<uint64_t>(lo - 1 - value) : static_cast<uint64_t>(value - hi - 1)) + 1;
+  while (c.u >> (c.k + 1)) ++c.k;
+  return c;
 }
+
+// Bits an escaped value costs beyond the escape symbol itself.
+inline int escape_extra_bits(const RowInfo& row, int32_t value) { return 2 * escape_code(row, value).k + 2; }
 
 struct EscapeState {
   uint64_t x;
@@ -38,11 +47,9 @@ struct EscapeState {
 // symbol. By value in and out, like dec_get_escape.
 RANSFORM_COLD inline EscapeState enc_put_escape(uint64_t x, uint32_t* out, const SymbolTables& t, const RowInfo& row,
                                                 int32_t value) {
-  const int64_t lo = row.offset, hi = static_cast<int64_t>(row.offset) + row.nsym - 1;
-  const bool below = value < lo;
-  const uint64_t u = (below ? static_cast<uint64_t>(lo - 1 - value) : static_cast<uint64_t>(value - hi - 1)) + 1;
-  int k = 0;
-  while (u >> (k + 1)) ++k;
+  const EscapeCode code = escape_code(row, value);
+  const uint64_t u = code.u;
+  const int k = code.k;
   // Suffix groups in decoding order have sizes 16, 16, ..., rest; push the last group first.
   int groups[3];
   int ngroups = 0;
@@ -54,7 +61,7 @@ RANSFORM_COLD inline EscapeState enc_put_escape(uint64_t x, uint32_t* out, const
   }
   enc_put_bits(x, out, 1, 1);
   for (int i = 0; i < k; ++i) enc_put_bits(x, out, 0, 1);
-  enc_put_bits(x, out, below ? 1 : 0, 1);
+  enc_put_bits(x, out, code.below ? 1 : 0, 1);
   enc_put(x, out, t.enc()[row.enc_base + row.nsym], t.precision());
   return {x, out};
 }
