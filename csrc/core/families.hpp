@@ -81,4 +81,11 @@ inline std::vector<double> discretised_pmf(Family f, double scale, int32_t radiu
   return pmf_from_tails(half_integer_tails(f, scale, radius));
 }
 
+// Bits of the exp-Golomb part of an escape d + 1 symbols past the support (escape.hpp).
+inline double escape_payload_bits(int64_t d) {
+  int k = 0;
+  while ((d + 1) >> (k + 1)) ++k;
+  return 2.0 * k + 2.0;
+}
+
 }  // namespace ransform

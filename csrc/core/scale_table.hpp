@@ -127,8 +127,9 @@ class ScaleTable {
     if (!(tail_mass > 0.0 && tail_mass < 1.0)) throw InputError("tail_mass must be in (0, 1)");
     const int32_t r_max = ((1 << precision) / 2 - 2) / 2;  // keep rows within half the CDF range
     for (float s : scales_) {
-      const int32_t r = support_radius(family_, s, tail_mass_, r_max);
-      const std::vector<double> p = discretised_pmf(family_, s, r);
+      const std::vector<double> tails = half_integer_tails(family_, s, support_radius(family_, s, tail_mass_, r_max));
+      const int32_t r = best_radius(tails, precision);
+      const std::vector<double> p = pmf_from_tails(std::vector<double>(tails.begin(), tails.begin() + r + 1));
       tables_.add_row(-r, quantize_pmf(p, precision), /*has_escape=*/true);
     }
     build_thresholds();
@@ -158,6 +159,40 @@ class ScaleTable {
   }
 
  private:
+  // Support radius of a row. tail_mass bounds it from above (R_max: the tail beyond is below
+  // tail_mass), but at large scales R_max leaves hundreds of symbols whose probability is far
+  // below 2^-P; each still takes a count of 1, and that mass is lost to the central symbols
+  // (about 1 % at scale 200 for Laplace and logistic rows). So the radius is the R <= R_max
+  // with the least expected code length: in-range symbols under the quantized row, plus the
+  // values past R at the escape symbol's cost and their exp-Golomb bits. Found by ternary
+  // search over R (the cost is unimodal in practice; the result is deterministic regardless).
+  static double radius_cost(const std::vector<double>& tails, int32_t r, int precision) {
+    const std::vector<double> p = pmf_from_tails(std::vector<double>(tails.begin(), tails.begin() + r + 1));
+    const std::vector<uint32_t> f = quantize_pmf(p, precision);
+    const double total = static_cast<double>(1u << precision);
+    double bits = 0.0;
+    for (size_t k = 0; k < f.size(); ++k) bits -= p[k] * detmath::log2(f[k] / total);
+    const int32_t r_max = static_cast<int32_t>(tails.size()) - 1;
+    for (int32_t k = r + 1; k <= r_max; ++k)  // both tails, value k = r + 1 + d
+      bits += 2.0 * (tails[k - 1] - tails[k]) * escape_payload_bits(k - r - 1);
+    return bits + 2.0 * tails[r_max] * escape_payload_bits(r_max - r);
+  }
+
+  static int32_t best_radius(const std::vector<double>& tails, int precision) {
+    int32_t lo = 0, hi = static_cast<int32_t>(tails.size()) - 1;
+    while (hi - lo > 2) {
+      const int32_t m1 = lo + (hi - lo) / 3, m2 = hi - (hi - lo) / 3;
+      if (radius_cost(tails, m1, precision) <= radius_cost(tails, m2, precision)) hi = m2; else lo = m1;
+    }
+    int32_t best = lo;
+    double best_cost = radius_cost(tails, lo, precision);
+    for (int32_t r = lo + 1; r <= hi; ++r) {
+      const double c = radius_cost(tails, r, precision);
+      if (c < best_cost) best = r, best_cost = c;
+    }
+    return best;
+  }
+
   // Expected bits of row r for data with pmf p over -R..R (p[R + k] = P(k)) and escape mass
   // tail(k) = T(k + 1/2): in-range symbols exactly, the escape region as its mass times
   // (escape symbol + the 2 bits of the shortest exp-Golomb code).
