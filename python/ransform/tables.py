@@ -67,8 +67,11 @@ class ScaleTable(Table):
             log from 0.11 to 256, see :func:`default_scales`).
         family: ``"gaussian"`` (default), ``"laplace"`` or ``"logistic"``.
         precision: probability precision in bits, 12..16 (default 16).
-        tail_mass: probability left outside each row's support; values there are coded as
-            an escape symbol plus an exp-Golomb code (default 1e-9).
+        tail_mass: bounds each row's support -R..R from above: R is at most the radius outside
+            which the family leaves tail_mass (default 1e-9). Within that bound each row takes
+            the R with the least expected code length, so wide rows drop tail symbols rarer
+            than about 2**-precision rather than give each a count. Values outside a row are
+            coded as its escape symbol plus an exp-Golomb code; every int32 round-trips.
 
     ``index(scales)`` maps each float32 scale to the row with the least expected code length
     for data of that scale: ``index = #{thresholds <= scale}``, with the thresholds in
@@ -159,8 +162,10 @@ class CategoricalTable(Table):
         pmfs: (rows, width) probabilities (need not be normalized; zeros allowed: every
             in-range symbol still gets a frequency of at least 1).
         offsets: value of column 0 of each row (scalar or one per row).
-        tail_mass: probability of values outside the row (scalar or one per row). A row with
-            tail mass 0 has no escape symbol and cannot code values outside its range.
+        tail_mass: weight of the escape symbol (values outside the row), next to the pmf's
+            weights; each row is normalised together with it, as CompressAI does (so a pmf
+            summing to 1 with tail_mass t gives the escape t / (1 + t)). Scalar or one per row.
+            A row with tail mass 0 has no escape symbol and cannot code values outside its range.
         precision: probability precision in bits, 12..16.
         lengths: number of valid columns of each row (default: all).
     """
