@@ -127,20 +127,26 @@ def test_minimal_frequency_one_flip_reproduction():
     flip of the slot bit that tells them apart passes the final-state check; something else (the
     chunk checksum) must catch it. Wide rows of every ScaleTable have such tails."""
     t = ransform.CategoricalTable.from_frequencies(np.array([[2**16 - 2, 1, 1]]), has_escape=False)
-    sym = np.array([0, 2, 0, 0], np.int32)
-    idx = np.zeros(4, np.int32)
-    data = ransform.encode(sym, idx, t)
+    data, wrong = _silent_single_bit_flips(t, np.array([0, 2, 0, 0], np.int32))
+    assert not wrong, f"stream {data.hex()}: flipping bit(s) {[w[0] for w in wrong]} decodes to {wrong[:3]} silently"
+
+
+def _silent_single_bit_flips(table, sym):
+    """Encodes sym (row 0 each) and returns the stream and every (bit, symbols) whose flip
+    decodes without error to other symbols."""
+    idx = np.zeros(sym.shape, np.int32)
+    data = ransform.encode(sym, idx, table)
     wrong = []
     for pos in range(len(data) * 8):
         b = bytearray(data)
         b[pos // 8] ^= 1 << (pos % 8)
         try:
-            out = ransform.decode(bytes(b), idx, t)
+            out = ransform.decode(bytes(b), idx, table)
         except ransform.StreamError:
             continue
         if not np.array_equal(out, sym):
             wrong.append((pos, out.tolist()))
-    assert not wrong, f"stream {data.hex()}: flipping bit(s) {[w[0] for w in wrong]} decodes to {wrong[:3]} silently"
+    return data, wrong
 
 
 def test_minimal_uniform_table_flip_reproduction():
@@ -148,19 +154,7 @@ def test_minimal_uniform_table_flip_reproduction():
     x' = 256 (x >> 16) + (slot mod 256), so a flip in a slot's top 8 bits changes the symbol and
     leaves the state as it was (without a checksum, 31 of the 96 flips of this stream pass)."""
     t = ransform.CategoricalTable(np.ones((1, 256)), tail_mass=0.0)
-    sym = np.array([10, 20, 30, 40], np.int32)
-    idx = np.zeros(4, np.int32)
-    data = ransform.encode(sym, idx, t)
-    wrong = []
-    for pos in range(len(data) * 8):
-        b = bytearray(data)
-        b[pos // 8] ^= 1 << (pos % 8)
-        try:
-            out = ransform.decode(bytes(b), idx, t)
-        except ransform.StreamError:
-            continue
-        if not np.array_equal(out, sym):
-            wrong.append((pos, out.tolist()))
+    data, wrong = _silent_single_bit_flips(t, np.array([10, 20, 30, 40], np.int32))
     assert not wrong, (f"stream {data.hex()}: {len(wrong)} of {len(data) * 8} single-bit flips decode silently "
                        f"to other symbols, e.g. {wrong[:3]}")
 
