@@ -20,8 +20,8 @@ values the chunk decoded to in ``.symbols``.
 encoder (explicit layout).
 
 The second half of the module rebuilds the library's tables from section 8 (deterministic
-exp/log/erfc, families, support radius, quantization with its exchange phase, default scales,
-scale thresholds by bisection).
+exp/log/erfc, families, support radius and the radius of least expected code length,
+quantization with its exchange phase, default scales, scale thresholds by bisection).
 """
 from __future__ import annotations
 
@@ -462,13 +462,7 @@ def support_radius(family: str, s: float, tail_mass: float, r_max: int) -> int:
 
 
 def discretised_pmf(family: str, s: float, radius: int) -> list:
-    t = [upper_tail(family, k + 0.5, s) for k in range(radius + 1)]
-    p = [0.0] * (2 * radius + 2)
-    p[radius] = 1.0 - 2.0 * t[0]
-    for k in range(1, radius + 1):
-        p[radius + k] = p[radius - k] = t[k - 1] - t[k]
-    p[2 * radius + 1] = 2.0 * t[radius]
-    return p
+    return pmf_from_tails(half_integer_tails(family, s, radius))
 
 
 def quantize(p: list, precision: int) -> list:
@@ -585,11 +579,74 @@ def default_scales() -> list:
     return [to_float32(det_exp(lo + ((hi - lo) * i) / 159)) for i in range(160)]
 
 
+def escape_payload_bits(d: int) -> float:
+    """Section 8.4: bits of the exp-Golomb part of an escape d + 1 values past the support,
+    2 floor(log2(d + 1)) + 2 (section 6.2), as a double."""
+    k = 0
+    while (d + 1) >> (k + 1):
+        k += 1
+    return 2.0 * k + 2.0
+
+
+def pmf_from_tails(t: list) -> list:
+    """Section 8.2's pmf over -R .. R plus the escape, from t = half_integer_tails(.., R)."""
+    radius = len(t) - 1
+    p = [0.0] * (2 * radius + 2)
+    p[radius] = 1.0 - 2.0 * t[0]
+    for k in range(1, radius + 1):
+        p[radius + k] = p[radius - k] = t[k - 1] - t[k]
+    p[2 * radius + 1] = 2.0 * t[radius]
+    return p
+
+
+def radius_cost(tails: list, r: int, precision: int) -> float:
+    """Section 8.4's cost(R) for tails = half_integer_tails(.., R_max), 0 <= r <= R_max."""
+    p = pmf_from_tails(tails[:r + 1])
+    f = quantize(p, precision)
+    M = float(1 << precision)
+    bits = 0.0
+    for k in range(len(f)):
+        bits -= p[k] * det_log2(f[k] / M)
+    r_max = len(tails) - 1
+    for k in range(r + 1, r_max + 1):
+        bits += (2.0 * (tails[k - 1] - tails[k])) * escape_payload_bits(k - r - 1)
+    return bits + (2.0 * tails[r_max]) * escape_payload_bits(r_max - r)
+
+
+def best_radius(tails: list, precision: int, cost=None) -> int:
+    """Section 8.4: integer ternary search for the R in [0, R_max] of least radius_cost, then the
+    lowest cost in the final [lo, hi] (ties: the smaller R), then R_max if it costs strictly less.
+    cost(r) overrides radius_cost."""
+    memo = {}
+
+    def c(r):
+        if r not in memo:
+            memo[r] = radius_cost(tails, r, precision) if cost is None else cost(r)
+        return memo[r]
+
+    lo, hi = 0, len(tails) - 1
+    while hi - lo > 2:
+        m1, m2 = lo + (hi - lo) // 3, hi - (hi - lo) // 3
+        if c(m1) <= c(m2):
+            hi = m2
+        else:
+            lo = m1
+    best = lo
+    for r in range(lo + 1, hi + 1):
+        if c(r) < c(best):
+            best = r
+    bound = len(tails) - 1
+    if best != bound and c(bound) < c(best):  # the bound itself is a candidate
+        best = bound
+    return best
+
+
 def scale_row(family: str, scale: float, precision: int, tail_mass: float = 1e-9) -> tuple:
     """Section 8.4: (offset, frequencies) of one scale-table row; nsym = len - 1, escape last."""
     r_max = (2 ** (precision - 1) - 2) // 2
-    radius = support_radius(family, float(scale), tail_mass, r_max)
-    return -radius, quantize(discretised_pmf(family, float(scale), radius), precision)
+    tails = half_integer_tails(family, float(scale), support_radius(family, float(scale), tail_mass, r_max))
+    radius = best_radius(tails, precision)
+    return -radius, quantize(pmf_from_tails(tails[:radius + 1]), precision)
 
 
 def half_integer_tails(family: str, s: float, radius: int) -> list:
@@ -627,8 +684,9 @@ def grid_shift(scales: list) -> int:
 
 
 def crossing(family: str, a: float, b: float, len_a: list, len_b: list) -> float:
-    """Section 8.5 step 2: 20 bisection steps on [a, b] (rows j and j + 1, radius of j + 1 = big)."""
-    big = (len(len_b) - 2) // 2
+    """Section 8.5 step 2: 20 bisection steps on [a, b] (rows j and j + 1); the data's pmf is
+    taken at B = the larger of the two rows' radii."""
+    big = max(len(len_a) - 2, len(len_b) - 2) // 2
     lo, hi = a, b
     for _ in range(20):
         mid = 0.5 * (lo + hi)
@@ -648,7 +706,6 @@ def threshold_bits(family: str, scales: list, j: int, precision: int, tail_mass:
         if r not in rows:
             rows[r] = scale_row(family, scales[r], precision, tail_mass)
     (off_a, f_a), (off_b, f_b) = rows[j], rows[j + 1]
-    assert -off_a <= -off_b, "R_j > R_(j+1)"
     c = crossing(family, float(scales[j]), float(scales[j + 1]), code_lengths(f_a, precision),
                  code_lengths(f_b, precision))
     step = 1 << grid_shift(scales)

@@ -18,7 +18,7 @@ import ransform
 import reference_decoder as ref
 
 INT32_MIN, INT32_MAX = -2**31, 2**31 - 1
-EXAMPLE = bytes.fromhex("300400038ec6891260002062032101ffff0800")  # FORMAT.md section 7
+EXAMPLE = bytes.fromhex("30040000040200028ec6891202020302ffff6300")  # FORMAT.md section 7
 
 
 def gaussian(precision=16):
@@ -58,12 +58,12 @@ def random_stream(n, seed, rows=(0, 160), spread=1.0, escape_every=0, table=None
 
 def test_worked_example_of_format_md():
     data = ransform.encode(np.array([0, 1, -1, 5]), np.zeros(4, np.int32), ransform.GaussianTable())
-    assert data.hex(" ") == "30 04 00 03 8e c6 89 12 60 00 20 62 03 21 01 ff ff 08 00"
+    assert data.hex(" ") == "30 04 00 00 04 02 00 02 8e c6 89 12 02 02 03 02 ff ff 63 00"
     assert data == EXAMPLE
     agree(data, [0] * 4, gaussian(), [0, 1, -1, 5])
     # The checksum (FORMAT.md 6.3 and the table of section 7): mix of the first argument step
-    # by step, the four terms and their sum, read as take(16) = 0xc68e (bytes 4-5) then
-    # take(16) = 0x1289 (bytes 6-7).
+    # by step, the four terms and their sum, read as take(16) = 0xc68e (bytes 8-9, the first
+    # word w0) then take(16) = 0x1289 (bytes 10-11).
     m32 = 0xFFFFFFFF
     x1 = 0x9E3779B1 ^ (0x9E3779B1 >> 16)
     x2 = (x1 * 0x7FEB352D) & m32
@@ -75,7 +75,15 @@ def test_worked_example_of_format_md():
     terms = [ref.checksum_term(v, p) for p, v in enumerate([0, 1, -1, 5])]
     assert terms == [0x6D523710, 0x4D586D55, 0x35A88EA3, 0xD63ADF81]
     assert ref.checksum([0, 1, -1, 5]) == sum(terms) % 2**32 == 0xC68E1289 == ref.chunk_checksums(data)[0]
-    assert data[4:8] == bytes.fromhex("8ec68912")
+    assert data[8:12] == bytes.fromhex("8ec68912")
+    # Row 0 (scale 0.11) has radius 0 since the radius of least expected code length (FORMAT.md
+    # 8.4): value 0 and the escape, so 1, -1 and 5 are escapes (d = 0, 0, 4).
+    t = gaussian()
+    assert (t.offset(0), t.size(0), t.frequencies(0).tolist()) == (0, 1, [65535, 1])
+    # FORMAT.md 9: the worked example of the earlier tables (row 0: offset -1, f = [1, 65533, 1, 1])
+    # is rejected with the current ones.
+    old = bytes.fromhex("300400038ec6891260002062032101ffff0800")
+    assert outcome(old, [0] * 4, t) == ((None, "C11"),) * 2
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 17, 500])
@@ -270,15 +278,17 @@ def test_checksum_matches_the_library():
 
 def test_escape_bits_and_the_stored_checksum_are_covered_by_the_checksum():
     # FORMAT.md 6.4: an escape's sign and suffix bits never reach the state, nor do the
-    # checksum's own bits; only the checksum sees them. Worked example: the escape of step 3
-    # reads w1's bits 16.. (byte 17 of the stream): bit 0 is the sign, bits 1-2 the prefix
-    # zeros, bit 3 the terminating one, bits 4-5 the suffix. Bytes 4-7 hold the checksum.
-    for byte, bit in [(17, 0), (17, 4), (17, 5)] + [(b, i) for b in range(4, 8) for i in range(8)]:
+    # checksum's own bits; only the checksum sees them. Worked example (w2 = bytes 16-19): the
+    # escape of step 2 reads w2's bits 0-1 (byte 16: bit 0 the sign, bit 1 the terminating one,
+    # k = 0); step 3's slot is w2's bits 2-17; its escape reads bits 18-23 (byte 18: bit 2 the
+    # sign, bits 3-4 the prefix zeros, bit 5 the terminating one, bits 6-7 the suffix). Bytes
+    # 8-11 (w0) hold the checksum.
+    for byte, bit in [(16, 0), (18, 2), (18, 6), (18, 7)] + [(b, i) for b in range(8, 12) for i in range(8)]:
         data = bytearray(EXAMPLE)
         data[byte] ^= 1 << bit
         assert outcome(bytes(data), [0] * 4, gaussian()) == ((None, "C13"),) * 2, (byte, bit)
     data = bytearray(EXAMPLE)
-    data[17] ^= 1 << 1  # a prefix bit: changes what is read afterwards
+    data[18] ^= 1 << 3  # a prefix bit: changes what is read afterwards
     lib, mine = outcome(bytes(data), [0] * 4, gaussian())
     assert lib == mine and lib[0] is None
 
@@ -291,9 +301,13 @@ def test_checksum_covers_values_and_positions_not_rows():
     sym = [1, 99, 2, -40]
     data = ransform.encode(np.array(sym), np.zeros(4, np.int32), t)
     assert outcome(data, [0, 1, 0, 1], t) == ((sym, None),) * 2
-    # Likewise rows 0 and 3 of the default table at the worked example's escape: the escape
-    # has start 65535 and frequency 1 in both and both have offset -1, nsym 3.
-    assert outcome(EXAMPLE, [0, 0, 0, 3], gaussian()) == (([0, 1, -1, 5], None),) * 2
+    # Likewise rows 2 and 3 of the default table at an escape: the escape has start 65535 and
+    # frequency 1 in both and both have offset -1, nsym 3 (their other frequencies differ).
+    g = gaussian()
+    assert [(g.offset(r), g.size(r), g.frequencies(r).tolist()[-1]) for r in (2, 3)] == [(-1, 3, 1)] * 2
+    assert g.frequencies(2).tolist() != g.frequencies(3).tolist()
+    data = ransform.encode(np.array([0, 1, -1, 5]), np.full(4, 2, np.int32), g)
+    assert outcome(data, [2, 2, 2, 3], g) == (([0, 1, -1, 5], None),) * 2
     # The same frequencies with offsets 5 apart: one changed value, escaped or not, is always caught.
     u = ransform.CategoricalTable([[1, 2, 1], [1, 2, 1]], offsets=[0, 5], tail_mass=0.1, precision=12)
     data = ransform.encode(np.array(sym), np.zeros(4, np.int32), u)
@@ -464,14 +478,14 @@ def test_changes_that_permute_the_checksum_arguments_pass():
 
 GOLDEN = [
     ("empty", lambda: ransform.GaussianTable(), [], [], "3000"),
-    ("one", lambda: ransform.GaussianTable(), [0], [0], "30010000526d018010370480"),
-    ("example", lambda: ransform.GaussianTable(), [0, 1, -1, 5], [0] * 4, "300400038ec6891260002062032101ffff0800"),
+    ("one", lambda: ransform.GaussianTable(), [0], [0], "30010000526d008010370080"),
+    ("example", lambda: ransform.GaussianTable(), [0, 1, -1, 5], [0] * 4, "30040000040200028ec6891202020302ffff6300"),
     ("extremes", lambda: ransform.GaussianTable(), [INT32_MIN, INT32_MAX, 0, 3], [159, 159, 80, 80],
-     "3004000132d1c3c7062f2bffff0100e03900f8ff4fffffc0ff000000fee339f59f"),
+     "300400001468360232d12f2be5ff00e00000ffff7b3cfbbf000000fe7a7c3d60"),
     ("laplace12", lambda: ransform.LaplaceTable(precision=12), [3, -7, 0, 12, -1], [40, 60, 80, 100, 120],
-     "2005000087e0201abf31a223cb2f16d4"),
+     "2005000094db8b0fbf31a223c6bfe159"),
     ("logistic14", lambda: ransform.LogisticTable(precision=14), [1, 2, -3, 1000], [70, 90, 110, 10],
-     "280400030d5086ace47f019b228e8c00240f00"),
+     "280400030d5086acc56a018624f82800340f00"),
     ("categorical13", lambda: ransform.CategoricalTable([[1, 2, 3, 4], [4, 3, 2, 1]], offsets=[10, -2], tail_mass=0,
                                                         precision=13),
      [10, 13, -2, 1, 11, 0], [0, 0, 1, 1, 0, 1], "240600021a20e42e8b1e9694e302"),
@@ -562,8 +576,8 @@ def _splice(n, lanes, chunks, lengths_fn=lambda lengths: lengths, table=None, se
     return header + data[h["bodies"][0][0]:], idx
 
 
-# Row 0 of the default Gaussian table: cdf = [0, 1, 65534, 65535, 65536]; symbol 0 is local 1.
-ZERO_OF_ROW_0 = ("sym", 0, 1, 65533)
+# Row 0 of the default Gaussian table: offset 0, nsym 1, cdf = [0, 65535, 65536]; symbol 0 is local 0.
+ZERO_OF_ROW_0 = ("sym", 0, 0, 65535)
 ESCAPE_OF_ROW_0 = ("sym", 0, 65535, 1)
 
 DAMAGED = [
@@ -584,7 +598,7 @@ DAMAGED = [
     ("chunks - 1 >= size", bytes([0x30, 0x7F, 0x7E]) + bytes(20), [0] * 127, None, "H7/H8"),
     ("last chunk empty", bytes([0x30, 0x05, 0x03, 0x01, 0x01, 0x01]) + bytes(20), [0] * 5, None, "H7/H8"),
     ("truncated chunk header", EXAMPLE[:3], G16, None, "C1"),
-    ("truncated lane state", EXAMPLE[:8], G16, None, "C2"),
+    ("truncated lane state", EXAMPLE[:7], G16, None, "C2"),
     ("non-canonical state", EXAMPLE[:3] + bytes([0x01, 0x00, 0x00, 0x00, 0x80, 0x00]), G16, None, "C3"),
     ("4-byte state below 2^24", EXAMPLE[:3] + bytes([0x00, 0xFF, 0xFF, 0xFF, 0x00]), G16, None, "C3"),
     ("unused state-size bit", EXAMPLE[:3] + bytes([EXAMPLE[3] | 0x80]) + EXAMPLE[4:], G16, None, "C4"),
@@ -598,8 +612,8 @@ DAMAGED = [
     ("no word for the checksum's low half", raw_stream(checksum_ops(0) + [ZERO_OF_ROW_0])[:-4], [0], None, "C8"),
     ("extra word", EXAMPLE + bytes(4), G16, None, "C11"),
     ("wrong indexes", EXAMPLE, [80, 0, 0, 0], None, "C11"),
-    ("wrong word", EXAMPLE[:-4] + bytes([0xFF, 0xFF, 0x08, 0x01]), G16, None, "C12"),
-    ("wrong checksum", EXAMPLE[:4] + bytes([EXAMPLE[4] ^ 1]) + EXAMPLE[5:], G16, None, "C13"),
+    ("wrong word", EXAMPLE[:-4] + bytes([0xFF, 0xFF, 0x63, 0x01]), G16, None, "C12"),  # final x = L + 1
+    ("wrong checksum", EXAMPLE[:8] + bytes([EXAMPLE[8] ^ 1]) + EXAMPLE[9:], G16, None, "C13"),
     ("wrong checksum (raw)", raw_stream(checksum_ops(1) + [ZERO_OF_ROW_0]), [0], None, "C13"),
     ("escape decoded with a wider row", EXAMPLE, [0, 0, 0, 80], None, "C13"),
     ("precision mismatch", EXAMPLE, G16, lambda: gaussian(15), "M1"),
@@ -626,7 +640,8 @@ def raw_escape_stream(pushes, value=None):
 
 def test_escape_prefix_and_int32_checks():
     t = gaussian()
-    value = -1 + 3 + (1 << 20 | 0xBEEF << 4 | 5) - 1
+    assert (t.offset(0), t.size(0)) == (0, 1)
+    value = 0 + 1 + (1 << 20 | 0xBEEF << 4 | 5) - 1  # offset + nsym + d
     ok = raw_escape_stream([(0, 1)] + [(0, 1)] * 20 + [(1, 1), (0xBEEF, 16), (5, 4)], value)
     assert outcome(ok, [0], t) == (([value], None),) * 2
     assert outcome(raw_escape_stream([(0, 1)] + [(0, 1)] * 20 + [(1, 1), (0xBEEF, 16), (5, 4)]), [0], t) == \
@@ -707,39 +722,73 @@ def test_default_scales_bit_exact():
 
 
 def test_gaussian_rows_bit_exact():
+    # Rows 0-129 (radius <= 225) and every 6th wider one: each row searches its radius over
+    # many quantizations (FORMAT.md 8.4), so all 160 take ~10 s in pure Python; the widest
+    # rows are in test_scale_rows_and_thresholds_bit_exact.
     t = gaussian()
-    for j, s in enumerate(ref.default_scales()):
+    scales = ref.default_scales()
+    for j in list(range(130)) + list(range(130, 160, 6)):
+        s = scales[j]
         offset, freqs = ref.scale_row("gaussian", s, 16)
         assert (t.offset(j), t.size(j), t.has_escape(j)) == (offset, 2 * -offset + 1, True)
         assert t.frequencies(j).tolist() == freqs, j
 
 
 @pytest.mark.parametrize("family", ["gaussian", "laplace", "logistic"])
-@pytest.mark.parametrize("precision", [12, 13, 14, 15, 16])
-def test_scale_rows_bit_exact(family, precision):
+@pytest.mark.parametrize("precision", [12, 14, 16])
+def test_scale_rows_and_thresholds_bit_exact(family, precision):
+    # A fixed subset of rows (all 160 of three families in pure Python would take minutes),
+    # the widest (159) included, and thresholds around them from the library's rows.
     t = ransform.ScaleTable(family=family, precision=precision)
     scales = ref.default_scales()
-    for j in (0, 1, 33, 79, 118, 159):
+    for j in (0, 1, 2, 33, 79, 118, 159):
         offset, freqs = ref.scale_row(family, scales[j], precision)
         assert t.offset(j) == offset and t.frequencies(j).tolist() == freqs, j
+    rows = {j: (t.offset(j), t.frequencies(j).tolist()) for j in range(160)}
+    lib = t.thresholds.view(np.uint32).tolist()
+    for j in (0, 1, 33, 79, 118, 157, 158):
+        assert ref.threshold_bits(family, scales, j, precision, 1e-9, rows) == lib[j], j
+
+
+def test_radius_is_at_most_the_tail_mass_radius():
+    # FORMAT.md 8.4: tail_mass only bounds the radius (R_j <= R_max); the expected-code-length
+    # rule makes the wide rows narrower (row 159, scale 256: Gaussian 901 of R_max 1564,
+    # Laplace 1709 and logistic 1887 of R_max 5305 and 5483 at P = 16), and narrows row 0 of
+    # the Gaussian table to value 0 plus the escape.
+    scales = ref.default_scales()
+    for family, widest, r_max in [("gaussian", 901, 1564), ("laplace", 1709, 5305), ("logistic", 1887, 5483)]:
+        t = ransform.ScaleTable(family=family)
+        radii = [-t.offset(j) for j in range(160)]
+        caps = [ref.support_radius(family, s, 1e-9, 16383) for s in scales]
+        assert all(r <= c for r, c in zip(radii, caps)), family
+        assert (radii[159], caps[159]) == (widest, r_max), family
+        assert radii == sorted(radii), family  # FORMAT.md 8.5 no longer relies on this
+    assert -ransform.GaussianTable().offset(0) == 0
+    # At P = 12 the cost is not unimodal near r_max: the ternary search alone would give
+    # logistic row 159 R = 1017, but the bound R = 1023 costs less and is compared last (FORMAT.md 8.4).
+    t = ransform.ScaleTable(family="logistic", precision=12)
+    tails = ref.half_integer_tails("logistic", scales[159], ref.support_radius("logistic", scales[159], 1e-9, 1023))
+    assert len(tails) == 1024 and -t.offset(159) == ref.best_radius(tails, 12) == 1023
+    assert ref.radius_cost(tails, 1023, 12) < ref.radius_cost(tails, 1017, 12) - 0.1
 
 
 def test_custom_scale_table_rows_and_thresholds():
     scales = [0.02, 0.5, 0.5001, 0.6, 3.0, 40.0, 1000.0, 2.5e4]
     s32 = [ref.to_float32(s) for s in scales]
-    for family, precision, tail in [("gaussian", 13, 1e-3), ("laplace", 12, 1e-6), ("logistic", 16, 0.2)]:
+    for family, precision, tail in [("gaussian", 13, 1e-3), ("laplace", 12, 1e-6), ("logistic", 13, 0.2)]:
         t = ransform.ScaleTable(scales, family=family, precision=precision, tail_mass=tail)
         rows = {}
         for j, s in enumerate(s32):
             rows[j] = ref.scale_row(family, s, precision, tail)
             assert (t.offset(j), t.frequencies(j).tolist()) == rows[j]
+            assert -t.offset(j) <= ref.support_radius(family, s, tail, 2 ** (precision - 2) - 1)  # the bound
         mine = [ref.threshold_bits(family, s32, j, precision, tail, rows) for j in range(len(s32) - 1)]
         assert t.thresholds.view(np.uint32).tolist() == mine
 
 
 def test_default_thresholds_bit_exact():
-    # Every crossing is bisected (FORMAT.md 8.5), narrow rows and wide ones (R_(j+1) = 257 at
-    # j = 121, 1564 at j = 158) alike. All 159 thresholds, from the library's rows (which
+    # Every crossing is bisected (FORMAT.md 8.5), narrow rows and wide ones (R_(j+1) = 162 at
+    # j = 121, 901 at j = 158) alike. All 159 thresholds, from the library's rows (which
     # test_gaussian_rows_bit_exact checks against section 8.4).
     t = gaussian()
     scales = ref.default_scales()
