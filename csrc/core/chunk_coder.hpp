@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "core/checksum.hpp"
 #include "core/error.hpp"
@@ -69,11 +70,22 @@ void with_layout(int lanes, int precision, Fn&& fn) {
 
 // An encoded chunk body lives at [begin, end) inside its own buffer.
 struct ChunkBuffer {
-  std::unique_ptr<uint32_t[]> storage;
-  const uint8_t* begin = nullptr;
-  const uint8_t* end = nullptr;
-  size_t size() const { return static_cast<size_t>(end - begin); }
+  std::vector<uint8_t> bytes;
+  const uint8_t* begin() const { return bytes.data(); }
+  size_t size() const { return bytes.size(); }
 };
+
+// Worst-case sized scratch for the words of one chunk, kept per thread so that repeated calls
+// do not map (and page-fault) a fresh buffer each time; only the written part is ever touched.
+inline uint32_t* encoder_scratch(size_t words) {
+  thread_local std::unique_ptr<uint32_t[]> data;
+  thread_local size_t capacity = 0;
+  if (capacity < words) {
+    data.reset(new uint32_t[words]);
+    capacity = words;
+  }
+  return data.get();
+}
 
 class ChunkEncoder {
  public:
@@ -85,9 +97,7 @@ class ChunkEncoder {
   ChunkBuffer encode(const int32_t* sym, const int32_t* idx, size_t count, int lanes, uint64_t first) const {
     // Worst case per symbol: P bits + escape (sign, 33-bit prefix, 31-bit suffix) < 96 bits.
     const size_t cap_words = 3 * count + 2 * kMaxLanesHere + 8;
-    ChunkBuffer buf;
-    buf.storage.reset(new uint32_t[cap_words]);  // not touched beyond what is written
-    uint32_t* const words_end = buf.storage.get() + cap_words;
+    uint32_t* const words_end = encoder_scratch(cap_words) + cap_words;
     uint32_t* out = words_end;
     uint64_t x[kMaxLanesHere];
     for (int l = 0; l < lanes; ++l) x[l] = kRansL;
@@ -125,8 +135,8 @@ class ChunkEncoder {
     p -= ncode;
     std::memset(p, 0, ncode);
     for (int l = 0; l < lanes; ++l) p[l / 4] |= static_cast<uint8_t>(code[l] << (2 * (l % 4)));
-    buf.begin = p;
-    buf.end = reinterpret_cast<const uint8_t*>(words_end);
+    ChunkBuffer buf;
+    buf.bytes.assign(static_cast<const uint8_t*>(p), reinterpret_cast<const uint8_t*>(words_end));
     return buf;
   }
 

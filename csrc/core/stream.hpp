@@ -70,7 +70,7 @@ struct EncodedStream {
     std::memcpy(dst, header.data(), header.size());
     dst += header.size();
     for (const auto& c : chunks) {
-      std::memcpy(dst, c.begin, c.size());
+      std::memcpy(dst, c.begin(), c.size());
       dst += c.size();
     }
   }
