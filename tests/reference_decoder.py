@@ -465,11 +465,8 @@ def discretised_pmf(family: str, s: float, radius: int) -> list:
     return pmf_from_tails(half_integer_tails(family, s, radius))
 
 
-def quantize(p: list, precision: int) -> list:
-    """Section 8.3. Heaps with lazy deletion, like the library: an entry carries the f it was
-    computed for and is dropped when it reaches the top with a stale f. An entry's value is a
-    function of (i, f[i]) alone, so the top valid entry is always the argmax (argmin) of 8.3;
-    quantize_naive checks that on small inputs."""
+def start_frequencies(p: list, precision: int) -> list:
+    """Section 8.3's starting point: max(1, floor(p_i / sum(p) * 2^P)), capped at 2^P."""
     M = 1 << precision
     mass = 0.0
     for v in p:
@@ -478,6 +475,16 @@ def quantize(p: list, precision: int) -> list:
     for v in p:
         q = math.floor((v / mass) * float(M))
         f.append(1 if q < 1.0 else int(min(q, M)))
+    return f
+
+
+def quantize(p: list, precision: int) -> list:
+    """Section 8.3. Heaps with lazy deletion, like the library: an entry carries the f it was
+    computed for and is dropped when it reaches the top with a stale f. An entry's value is a
+    function of (i, f[i]) alone, so the top valid entry is always the argmax (argmin) of 8.3;
+    quantize_naive checks that on small inputs."""
+    M = 1 << precision
+    f = start_frequencies(p, precision)
     excess = sum(f) - M
 
     def gain(i):
@@ -529,13 +536,7 @@ def quantize_naive(p: list, precision: int, exchange: bool = True) -> list:
     """Section 8.3 word for word (argmax/argmin over every symbol at every step): O(m) a step.
     exchange=False stops after the greedy fix-up (the result before the exchange phase)."""
     M = 1 << precision
-    mass = 0.0
-    for v in p:
-        mass += v
-    f = []
-    for v in p:
-        q = math.floor((v / mass) * float(M))
-        f.append(1 if q < 1.0 else int(min(q, M)))
+    f = start_frequencies(p, precision)
     excess = sum(f) - M
 
     def gain(i):

@@ -26,6 +26,7 @@
 #include "core/checksum.hpp"
 #include "core/error.hpp"
 #include "core/escape.hpp"
+#include "core/format.hpp"
 #include "core/rans.hpp"
 #include "core/symbol_tables.hpp"
 
@@ -96,10 +97,10 @@ class ChunkEncoder {
   // (for error messages).
   ChunkBuffer encode(const int32_t* sym, const int32_t* idx, size_t count, int lanes, uint64_t first) const {
     // Worst case per symbol: P bits + escape (sign, 33-bit prefix, 31-bit suffix) < 96 bits.
-    const size_t cap_words = 3 * count + 2 * kMaxLanesHere + 8;
+    const size_t cap_words = 3 * count + 2 * kMaxLanes + 8;
     uint32_t* const words_end = encoder_scratch(cap_words) + cap_words;
     uint32_t* out = words_end;
-    uint64_t x[kMaxLanesHere];
+    uint64_t x[kMaxLanes];
     for (int l = 0; l < lanes; ++l) x[l] = kRansL;
     // Blocks from the last to the first: checksum a block while it is in cache, then code it.
     uint32_t checksum = 0;
@@ -115,7 +116,7 @@ class ChunkEncoder {
     enc_put_bits(x[0], out, checksum >> 16, 16);
     // Flush: oversized states emit one word (last lane first), then states and codes go
     // in front of the words, written backwards.
-    int code[kMaxLanesHere];
+    int code[kMaxLanes];
     for (int l = lanes - 1; l >= 0; --l) {
       if (x[l] >= (uint64_t{1} << 56)) {
         *--out = static_cast<uint32_t>(x[l]);
@@ -141,8 +142,6 @@ class ChunkEncoder {
   }
 
  private:
-  static constexpr int kMaxLanesHere = 8;
-
   // Copies of the table fields the hot loop reads. Being locals of run(), they cannot be
   // aliased by the stores to the output words, so the compiler keeps them in registers.
   struct View {
@@ -352,7 +351,7 @@ class ChunkDecoder {
   uint64_t count_;
   uint64_t first_;
   uint64_t pos_ = 0;
-  uint64_t x_[8] = {};
+  uint64_t x_[kMaxLanes] = {};
   WordReader in_{nullptr, nullptr};
   uint32_t checksum_expected_ = 0;
   uint32_t checksum_ = 0;
