@@ -1,0 +1,7 @@
+"""Entropy models: differentiable densities for training, coder tables for compression."""
+from ransform.entropy_models.base import EntropyModel, quantize
+from ransform.entropy_models.bottleneck import EntropyBottleneck
+from ransform.entropy_models.conditional import GaussianConditional, LaplaceConditional, LogisticConditional
+
+__all__ = ["EntropyBottleneck", "EntropyModel", "GaussianConditional", "LaplaceConditional",
+           "LogisticConditional", "quantize"]

@@ -1,0 +1,144 @@
+"""Conditional entropy models: each element has its own scale (and mean), predicted by a
+hyperprior or a context model; coded with a :class:`ransform.ScaleTable`."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ransform.coder import decode, encode
+from ransform.entropy_models.base import EntropyModel, as_host_array
+from ransform.ops import lower_bound
+from ransform.tables import ScaleTable, default_scales
+
+
+def _gaussian_upper_tail(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * torch.erfc(x * (1 / math.sqrt(2)))
+
+
+def _laplace_upper_tail(x: torch.Tensor) -> torch.Tensor:
+    # P(X > x) for the unit Laplace; x may be negative (the bin around 0).
+    e = 0.5 * torch.exp(-torch.abs(x))
+    return torch.where(x >= 0, e, 1 - e)
+
+
+def _logistic_upper_tail(x: torch.Tensor) -> torch.Tensor:
+    return torch.sigmoid(-x)
+
+
+class GaussianConditional(EntropyModel):
+    """Discretized Gaussian N(mean, scale^2) convolved with U(-1/2, 1/2).
+
+    The likelihood of a value v is T((|v - mean| - 1/2) / s) - T((|v - mean| + 1/2) / s) with
+    T the unit upper tail and s = max(scale, scale_bound): both terms are upper-tail values,
+    small numbers a float holds to full relative precision, where 1 - CDF would round to 0
+    far from the mean. The scale bound keeps the likelihood from collapsing on zero scales;
+    its gradient still lets a bounded scale grow (see :func:`ransform.ops.lower_bound`).
+
+    Args:
+        scale_table: the coder table's scales (default: :func:`ransform.default_scales`,
+            160 scales from 0.11 to 256). Stored in the ``scale_table`` buffer by ``update()``;
+            the tables are a pure function of it, so a state dict carries them.
+        scale_bound: lower bound on scales (0.11).
+        tail_mass: the table's tail-mass bound (see :class:`ransform.ScaleTable`).
+    """
+
+    family = "gaussian"
+    dynamic_buffers = ("scale_table",)
+    _upper_tail = staticmethod(_gaussian_upper_tail)
+
+    def __init__(self, scale_table=None, scale_bound: float = 0.11, tail_mass: float = 1e-9, **kwargs):
+        super().__init__(**kwargs)
+        if scale_bound is None or not scale_bound > 0:
+            raise ValueError(f"scale_bound must be positive, got {scale_bound}")
+        self.scale_bound = float(scale_bound)
+        self.tail_mass = float(tail_mass)
+        self._requested_scales = None
+        if scale_table is not None:
+            s = np.asarray(scale_table, dtype=np.float32).ravel()
+            if s.size < 1 or not np.all(s > 0) or not np.all(np.diff(s) > 0):
+                raise ValueError("scale_table must be increasing positive scales")
+            self._requested_scales = s
+        self.register_buffer("scale_table", torch.zeros(0))
+        self._table = None
+
+    def likelihood(self, values: torch.Tensor, scales: torch.Tensor, means: torch.Tensor | None = None):
+        """P(v - 1/2 < X <= v + 1/2), without the likelihood bound."""
+        centred = torch.abs(values if means is None else values - means)
+        s = lower_bound(scales, self.scale_bound)
+        return self._upper_tail((centred - 0.5) / s) - self._upper_tail((centred + 0.5) / s)
+
+    def forward(self, x: torch.Tensor, scales: torch.Tensor, means: torch.Tensor | None = None,
+                training: bool | None = None):
+        """(quantized x, likelihoods): noise in training, rounding around the means in eval."""
+        outputs = self.quantize(x, self._mode(training), means)
+        return outputs, self.bound_likelihood(self.likelihood(outputs, scales, means))
+
+    def standardized(self, y: torch.Tensor, scales: torch.Tensor, means: torch.Tensor | None = None) -> torch.Tensor:
+        """(y - mean) / max(scale, scale_bound): the latent as the model sees it, for analysis
+        (close to the unit family where the model fits; the bound shows as a floor on |.|)."""
+        centred = y if means is None else y - means
+        return centred / torch.clamp_min(scales, self.scale_bound)
+
+    # --- coding -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def update(self, force: bool = False) -> bool:
+        """Sets the ``scale_table`` buffer (and builds the table) if not set, or with ``force``."""
+        if self.scale_table.numel() and not force:
+            return False
+        scales = default_scales() if self._requested_scales is None else self._requested_scales
+        self.scale_table = torch.from_numpy(np.array(scales, dtype=np.float32)).to(self.scale_table.device)
+        self._table = None
+        return True
+
+    def _tables_changed(self) -> None:
+        self._table = None
+
+    @property
+    def table(self) -> ScaleTable:
+        self._require_tables(self.scale_table.numel() > 0)
+        if self._table is None:
+            self._table = ScaleTable(as_host_array(self.scale_table, torch.float32), family=self.family,
+                                     precision=self.precision, tail_mass=self.tail_mass)
+        return self._table
+
+    def build_indexes(self, scales: torch.Tensor) -> np.ndarray:
+        """Table row of every scale (int32, scale bound applied): a pure function of the
+        float32 value, so encoder and decoder agree wherever the scales agree."""
+        s = as_host_array(torch.clamp_min(scales.detach().float(), self.scale_bound), torch.float32)
+        return self.table.index(s)
+
+    @torch.no_grad()
+    def compress(self, x: torch.Tensor, scales: torch.Tensor, means: torch.Tensor | None = None) -> list[bytes]:
+        """One stream per batch element: round(x - means) coded with the scales' rows."""
+        if x.shape != scales.shape or (means is not None and means.shape != x.shape):
+            raise ValueError(f"x, scales and means must have the same shape, got {tuple(x.shape)}, "
+                             f"{tuple(scales.shape)}" + ("" if means is None else f", {tuple(means.shape)}"))
+        symbols = as_host_array(self.quantize(x, "symbols", means), torch.int32)
+        indexes = self.build_indexes(scales)
+        return [encode(symbols[i], indexes[i], self.table, threads=self.threads) for i in range(len(symbols))]
+
+    @torch.no_grad()
+    def decompress(self, strings: list[bytes], scales: torch.Tensor, means: torch.Tensor | None = None) -> torch.Tensor:
+        """The dequantized latent, shaped like ``scales``."""
+        if len(strings) != scales.shape[0]:
+            raise ValueError(f"got {len(strings)} streams for a batch of {scales.shape[0]}")
+        indexes = self.build_indexes(scales)
+        symbols = np.stack([decode(s, indexes[i], self.table, threads=self.threads) for i, s in enumerate(strings)])
+        y = torch.from_numpy(symbols).to(scales.device, scales.dtype)
+        return y if means is None else y + means
+
+
+class LaplaceConditional(GaussianConditional):
+    """Discretized Laplace (scale = diversity b); see :class:`GaussianConditional`."""
+
+    family = "laplace"
+    _upper_tail = staticmethod(_laplace_upper_tail)
+
+
+class LogisticConditional(GaussianConditional):
+    """Discretized logistic (CDF sigmoid(x / scale)); see :class:`GaussianConditional`."""
+
+    family = "logistic"
+    _upper_tail = staticmethod(_logistic_upper_tail)

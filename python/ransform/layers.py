@@ -1,0 +1,151 @@
+"""Layers of the published models: GDN / IGDN, masked convolutions, convolution helpers and
+the residual blocks of Cheng et al. 2020.
+
+Parameter and module names follow CompressAI's, so its checkpoints load as they are; constant
+buffers CompressAI also saves (reparametrization pedestals, bounds, masks) are not parameters
+here and are dropped on load (see :mod:`ransform.compat`).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ransform.ops import lower_bound
+
+
+class NonNegative:
+    """The reparametrization that keeps GDN's beta and gamma non-negative while training:
+    the stored parameter is p = sqrt(max(v + pedestal, pedestal)) and the value used is
+    max(p, sqrt(minimum + pedestal))**2 - pedestal. The pedestal keeps the gradient of the
+    square root finite near zero."""
+
+    pedestal = 2.0 ** -36  # (2^-18)^2
+
+    def __init__(self, minimum: float = 0.0):
+        self.bound = (minimum + self.pedestal) ** 0.5
+
+    def to_stored(self, value: torch.Tensor) -> torch.Tensor:
+        return torch.sqrt(torch.clamp_min(value + self.pedestal, self.pedestal))
+
+    def to_value(self, stored: torch.Tensor) -> torch.Tensor:
+        return lower_bound(stored, self.bound) ** 2 - self.pedestal
+
+
+class GDN(nn.Module):
+    """Generalized divisive normalization (Ballé et al. 2016):
+    y_i = x_i / sqrt(beta_i + sum_j gamma_ij x_j^2); with ``inverse=True`` (IGDN) the
+    square root multiplies instead of divides."""
+
+    def __init__(self, channels: int, inverse: bool = False, beta_min: float = 1e-6, gamma_init: float = 0.1):
+        super().__init__()
+        self.inverse = bool(inverse)
+        self._beta = NonNegative(beta_min)
+        self._gamma = NonNegative()
+        self.beta = nn.Parameter(self._beta.to_stored(torch.ones(channels)))
+        self.gamma = nn.Parameter(self._gamma.to_stored(gamma_init * torch.eye(channels)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channels = x.shape[1]
+        beta = self._beta.to_value(self.beta)
+        gamma = self._gamma.to_value(self.gamma).reshape(channels, channels, 1, 1)
+        norm = F.conv2d(x * x, gamma, beta)
+        return x * torch.sqrt(norm) if self.inverse else x * torch.rsqrt(norm)
+
+
+def IGDN(channels: int, **kwargs) -> GDN:
+    return GDN(channels, inverse=True, **kwargs)
+
+
+class MaskedConv2d(nn.Conv2d):
+    """A convolution that sees only already decoded positions.
+
+    ``mask="raster"`` (PixelCNN type A): the rows above and the positions left of the centre;
+    ``mask="raster-b"`` also the centre. ``mask="checkerboard"`` (He et al. 2021): only the
+    positions of the other checkerboard colour (the anchors when decoding non-anchors).
+    """
+
+    def __init__(self, *args, mask: str = "raster", **kwargs):
+        super().__init__(*args, **kwargs)
+        kh, kw = self.kernel_size
+        m = torch.zeros(kh, kw)
+        if mask in ("raster", "raster-b"):
+            m[: kh // 2] = 1
+            m[kh // 2, : kw // 2 + (mask == "raster-b")] = 1
+        elif mask == "checkerboard":
+            rows, cols = torch.meshgrid(torch.arange(kh), torch.arange(kw), indexing="ij")
+            m[(rows + cols) % 2 == 1] = 1  # the centre has (kh//2 + kw//2) even for odd kernels
+        else:
+            raise ValueError(f"mask must be 'raster', 'raster-b' or 'checkerboard', got {mask!r}")
+        self.mask_type = mask
+        self.register_buffer("mask", m.expand_as(self.weight).clone(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.weight * self.mask, self.bias)
+
+    def masked_weight(self) -> torch.Tensor:
+        return self.weight * self.mask
+
+
+def conv(in_channels: int, out_channels: int, kernel_size: int = 5, stride: int = 2) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2)
+
+
+def deconv(in_channels: int, out_channels: int, kernel_size: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
+    """The transposed convolution that exactly undoes :func:`conv`'s downsampling in shape."""
+    return nn.ConvTranspose2d(in_channels, out_channels, kernel_size, stride=stride,
+                              output_padding=stride - 1, padding=kernel_size // 2)
+
+
+def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1)
+
+
+def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, 1, stride=stride)
+
+
+def subpel_conv3x3(in_channels: int, out_channels: int, factor: int = 1) -> nn.Sequential:
+    """Upsampling by ``factor`` with a 3x3 convolution and a pixel shuffle."""
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels * factor ** 2, 3, padding=1), nn.PixelShuffle(factor))
+
+
+class ResidualBlockWithStride(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 2):
+        super().__init__()
+        self.conv1 = conv3x3(in_channels, out_channels, stride=stride)
+        self.leaky_relu = nn.LeakyReLU(inplace=True)
+        self.conv2 = conv3x3(out_channels, out_channels)
+        self.gdn = GDN(out_channels)
+        needs_skip = stride != 1 or in_channels != out_channels
+        self.skip = conv1x1(in_channels, out_channels, stride=stride) if needs_skip else None
+
+    def forward(self, x):
+        out = self.gdn(self.conv2(self.leaky_relu(self.conv1(x))))
+        return out + (x if self.skip is None else self.skip(x))
+
+
+class ResidualBlockUpsample(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, upsample: int = 2):
+        super().__init__()
+        self.subpel_conv = subpel_conv3x3(in_channels, out_channels, upsample)
+        self.leaky_relu = nn.LeakyReLU(inplace=True)
+        self.conv = conv3x3(out_channels, out_channels)
+        self.igdn = GDN(out_channels, inverse=True)
+        self.upsample = subpel_conv3x3(in_channels, out_channels, upsample)
+
+    def forward(self, x):
+        return self.igdn(self.conv(self.leaky_relu(self.subpel_conv(x)))) + self.upsample(x)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv1 = conv3x3(in_channels, out_channels)
+        self.leaky_relu = nn.LeakyReLU(inplace=True)
+        self.conv2 = conv3x3(out_channels, out_channels)
+        self.skip = conv1x1(in_channels, out_channels) if in_channels != out_channels else None
+
+    def forward(self, x):
+        out = self.leaky_relu(self.conv2(self.leaky_relu(self.conv1(x))))
+        return out + (x if self.skip is None else self.skip(x))

@@ -1,0 +1,69 @@
+"""The published models, by CompressAI's registry names, with its zoo's sizes per quality.
+
+    from ransform import models
+    net = models.get_model("bmshj2018-hyperprior", quality=3)   # random weights
+    net = models.from_state_dict("bmshj2018-hyperprior", torch.load("ckpt.pth.tar"))
+"""
+from __future__ import annotations
+
+from ransform.compat import convert_state_dict
+from ransform.models.base import CompressionModel
+from ransform.models.factorized import FactorizedPrior, FactorizedPriorReLU
+from ransform.models.hyperprior import MeanScaleHyperprior, ScaleHyperprior
+
+MODELS: dict[str, type[CompressionModel]] = {
+    "bmshj2018-factorized": FactorizedPrior,
+    "bmshj2018-factorized-relu": FactorizedPriorReLU,
+    "bmshj2018-hyperprior": ScaleHyperprior,
+    "mbt2018-mean": MeanScaleHyperprior,
+}
+
+# (N, M) per quality, CompressAI's zoo configuration.
+_SMALL, _LARGE, _AR, _AR_LARGE = (128, 192), (192, 320), (192, 192), (192, 320)
+QUALITIES: dict[str, dict[int, tuple[int, ...]]] = {
+    "bmshj2018-factorized": {q: _SMALL if q <= 5 else _LARGE for q in range(1, 9)},
+    "bmshj2018-factorized-relu": {q: _SMALL if q <= 5 else _LARGE for q in range(1, 9)},
+    "bmshj2018-hyperprior": {q: _SMALL if q <= 5 else _LARGE for q in range(1, 9)},
+    "mbt2018-mean": {q: _SMALL if q <= 4 else _LARGE for q in range(1, 9)},
+}
+
+
+def model_names() -> list[str]:
+    return sorted(MODELS)
+
+
+def _model_class(name: str) -> type[CompressionModel]:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(model_names())}") from None
+
+
+def sizes(name: str, quality: int) -> dict:
+    """The zoo's constructor sizes for a quality, e.g. {"N": 128, "M": 192}."""
+    table = QUALITIES[name]
+    if quality not in table:
+        raise ValueError(f"{name} has qualities {min(table)}..{max(table)}, got {quality}")
+    return dict(zip(("N", "M"), table[quality]))
+
+
+def sizes_from_name(name: str, sizes_: dict) -> dict:
+    """The subset of ``{"N": .., "M": ..}`` that the model ``name`` takes."""
+    keys = ("N", "M")[: len(next(iter(QUALITIES[name].values())))]
+    return {k: sizes_[k] for k in keys}
+
+
+def get_model(name: str, quality: int, **kwargs) -> CompressionModel:
+    """A freshly initialised model (random weights) with the zoo's sizes for ``quality``."""
+    cls = _model_class(name)
+    return cls(**sizes(name, quality), **kwargs)
+
+
+def from_state_dict(name: str, checkpoint, **kwargs) -> CompressionModel:
+    """A model of kind ``name`` sized from a (CompressAI or ransform) checkpoint and loaded."""
+    return _model_class(name).from_state_dict(convert_state_dict(checkpoint), **kwargs)
+
+
+__all__ = ["CompressionModel", "FactorizedPrior", "FactorizedPriorReLU", "MODELS", "MeanScaleHyperprior",
+           "QUALITIES", "ScaleHyperprior", "from_state_dict", "get_model", "model_names", "sizes",
+           "sizes_from_name"]

@@ -1,0 +1,120 @@
+"""Published models: compress/decompress round-trips to forward's reconstruction, sizes
+match forward's estimate, checkpoints reload, bad input raises."""
+import io
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from ransform import models  # noqa: E402
+from ransform.image import crop, pad  # noqa: E402
+
+SMALL = {"N": 16, "M": 24}
+
+
+def small_model(name, seed=0, latent_gain=8.0):
+    """A random-weight model whose latents are spread over many symbols (random analysis
+    transforms give |y| < 1 otherwise, and a test of all-zero symbols proves little)."""
+    torch.manual_seed(seed)
+    net = models.MODELS[name](**models.sizes_from_name(name, SMALL))
+    with torch.no_grad():
+        last = net.g_a[-1]
+        (last.weight if hasattr(last, "weight") else last[0].weight).mul_(latent_gain)
+    net.eval()
+    net.update()
+    return net
+
+
+def image(h=64, w=128, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    smooth = torch.stack([torch.sin(6 * xx + c) * torch.cos(4 * yy - c) for c in range(3)]) * 0.4 + 0.5
+    return (smooth + 0.05 * torch.randn(3, h, w, generator=g)).clamp(0, 1)[None]
+
+
+def estimate_bits(out):
+    return sum((-torch.log2(lik.double())).sum().item() for lik in out["likelihoods"].values())
+
+
+@pytest.mark.parametrize("name", models.model_names())
+def test_round_trip_matches_forward_and_its_estimate(name):
+    net = small_model(name)
+    x = image()
+    with torch.no_grad():
+        out = net(x)
+        compressed = net.compress(x)
+        decoded = net.decompress(compressed["strings"], compressed["shape"])
+    assert torch.equal(decoded["x_hat"], out["x_hat"].clamp(0, 1))
+    actual = 8 * sum(len(s) for strings in compressed["strings"] for s in strings)
+    estimate = estimate_bits(out)
+    assert estimate > 2000  # the latents are not degenerate
+    assert abs(actual - estimate) <= 0.001 * estimate + 64 * 8
+
+
+@pytest.mark.parametrize("name", models.model_names())
+def test_state_dict_reload_codes_identically(name):
+    net = small_model(name)
+    buffer = io.BytesIO()
+    torch.save(net.state_dict(), buffer)
+    buffer.seek(0)
+    again = models.from_state_dict(name, torch.load(buffer)).eval()
+    x = image(seed=1)
+    with torch.no_grad():
+        assert again.compress(x)["strings"] == net.compress(x)["strings"]
+
+
+def test_batches_code_each_image_alone():
+    net = small_model("mbt2018-mean")
+    x = torch.cat([image(seed=2), image(seed=3)])
+    with torch.no_grad():
+        both = net.compress(x)
+        second = net.compress(x[1:])
+        decoded = net.decompress([[s[1]] for s in both["strings"]], both["shape"])
+    assert [s[1] for s in both["strings"]] == [s[0] for s in second["strings"]]
+    with torch.no_grad():
+        assert torch.equal(decoded["x_hat"], net(x[1:])["x_hat"].clamp(0, 1))
+
+
+def test_training_forward_has_gradients_and_aux_loss():
+    net = small_model("bmshj2018-hyperprior").train()
+    out = net(image())
+    bpp = sum(torch.log2(lik).sum() for lik in out["likelihoods"].values()) / -(64 * 128)
+    loss = torch.mean((out["x_hat"] - image()) ** 2) + 0.01 * bpp
+    loss.backward()
+    assert net.g_a[0].weight.grad.abs().sum() > 0 and net.h_s[0].weight.grad.abs().sum() > 0
+    aux = net.aux_loss()
+    assert aux.item() > 0
+    aux.backward()
+    assert net.entropy_bottleneck.quantiles.grad.abs().sum() > 0
+
+
+def test_zoo_sizes_and_errors():
+    assert models.sizes("bmshj2018-hyperprior", 1) == {"N": 128, "M": 192}
+    assert models.sizes("bmshj2018-hyperprior", 8) == {"N": 192, "M": 320}
+    assert models.sizes("mbt2018-mean", 5) == {"N": 192, "M": 320}
+    with pytest.raises(ValueError, match="qualities 1..8"):
+        models.get_model("bmshj2018-hyperprior", 9)
+    with pytest.raises(ValueError, match="unknown model"):
+        models.get_model("jpeg", 1)
+
+
+def test_bad_inputs_raise():
+    net = small_model("bmshj2018-factorized")
+    with pytest.raises(ValueError, match="multiples of 16"):
+        net.compress(torch.zeros(1, 3, 40, 64))
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
+        net.compress(torch.zeros(3, 64, 64))
+    with pytest.raises(TypeError, match="floating-point"):
+        net.compress(torch.zeros(1, 3, 64, 64, dtype=torch.uint8))
+    hyper = small_model("bmshj2018-hyperprior")
+    with pytest.raises(ValueError, match="y_strings, z_strings"):
+        hyper.decompress([[b""]], (1, 2))
+
+
+def test_padding_round_trip():
+    x = image(70, 45)
+    padded, padding = pad(x, 64)
+    assert padded.shape[-2:] == (128, 64)
+    assert torch.equal(crop(padded, padding), x)
+    assert math.isclose(padded.sum().item(), x.sum().item(), rel_tol=1e-6)
