@@ -20,7 +20,20 @@ from ransform.tables import (
 
 __version__ = "0.1.0"
 
+# The torch-based parts load on first use, so the coder works without torch installed.
+_LAZY = {"bitmap": "ransform.bitmaps", "plot_bitmap": "ransform.bitmaps"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ransform' has no attribute {name!r}")
+
+
 __all__ = [
     "CategoricalTable", "Decoder", "Encoder", "GaussianTable", "LaplaceTable", "LogisticTable",
-    "ScaleTable", "StreamError", "Table", "decode", "default_scales", "encode", "ideal_bits",
+    "ScaleTable", "StreamError", "Table", "bitmap", "decode", "default_scales", "encode", "ideal_bits",
+    "plot_bitmap",
 ]

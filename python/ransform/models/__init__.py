@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from ransform.compat import convert_state_dict
+from ransform.models.autoregressive import Cheng2020Anchor, JointAutoregressiveHierarchicalPriors
 from ransform.models.base import CompressionModel
 from ransform.models.factorized import FactorizedPrior, FactorizedPriorReLU
 from ransform.models.hyperprior import MeanScaleHyperprior, ScaleHyperprior
@@ -16,6 +17,8 @@ MODELS: dict[str, type[CompressionModel]] = {
     "bmshj2018-factorized-relu": FactorizedPriorReLU,
     "bmshj2018-hyperprior": ScaleHyperprior,
     "mbt2018-mean": MeanScaleHyperprior,
+    "mbt2018": JointAutoregressiveHierarchicalPriors,
+    "cheng2020-anchor": Cheng2020Anchor,
 }
 
 # (N, M) per quality, CompressAI's zoo configuration.
@@ -25,6 +28,8 @@ QUALITIES: dict[str, dict[int, tuple[int, ...]]] = {
     "bmshj2018-factorized-relu": {q: _SMALL if q <= 5 else _LARGE for q in range(1, 9)},
     "bmshj2018-hyperprior": {q: _SMALL if q <= 5 else _LARGE for q in range(1, 9)},
     "mbt2018-mean": {q: _SMALL if q <= 4 else _LARGE for q in range(1, 9)},
+    "mbt2018": {q: _AR if q <= 4 else _AR_LARGE for q in range(1, 9)},
+    "cheng2020-anchor": {q: (128,) if q <= 3 else (192,) for q in range(1, 7)},
 }
 
 
@@ -64,6 +69,6 @@ def from_state_dict(name: str, checkpoint, **kwargs) -> CompressionModel:
     return _model_class(name).from_state_dict(convert_state_dict(checkpoint), **kwargs)
 
 
-__all__ = ["CompressionModel", "FactorizedPrior", "FactorizedPriorReLU", "MODELS", "MeanScaleHyperprior",
+__all__ = ["Cheng2020Anchor", "CompressionModel", "JointAutoregressiveHierarchicalPriors", "FactorizedPrior", "FactorizedPriorReLU", "MODELS", "MeanScaleHyperprior",
            "QUALITIES", "ScaleHyperprior", "from_state_dict", "get_model", "model_names", "sizes",
            "sizes_from_name"]

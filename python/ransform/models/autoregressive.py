@@ -1,0 +1,195 @@
+"""Context models: Minnen et al. 2018 joint autoregressive + hyperprior ("mbt2018"), Cheng et
+al. 2020 ("cheng2020-anchor") and the checkerboard context of He et al. 2021 ("checkerboard").
+
+What is coded. Each latent element is coded as s = round(y - mean), and the decoder rebuilds
+y_hat = s + mean; the context of later elements is computed from these y_hat. The means depend
+on earlier y_hat, so the encoder cannot know y_hat before it has the means: encoder and
+decoder run the same ordered pass. For the raster context that pass is a *wavefront*: a 5x5
+causal mask makes position (r, c) depend on (r, c-1), (r, c-2) and rows r-1, r-2 up to
+column c+2, so every position with the same c + 3r is independent of the others. A 32x48
+latent takes 141 batched steps instead of 1536 single positions, on both sides.
+
+The evaluation ``forward`` runs the same pass (``eval_context="coded"``, the default), so its
+x_hat is exactly what ``decompress`` returns and its likelihoods are exactly what is coded.
+CompressAI's evaluation forward instead takes the context from round(y) in one parallel
+convolution, which is neither what it codes nor what it reconstructs; ``eval_context=
+"compressai"`` reproduces it (for comparing with CompressAI). Training is identical either way.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ransform.coder import Decoder, encode
+from ransform.entropy_models.base import as_host_array
+from ransform.layers import (GDN, MaskedConv2d, ResidualBlock, ResidualBlockUpsample, ResidualBlockWithStride,
+                             conv, conv3x3, deconv, subpel_conv3x3)
+from ransform.models.base import per_image
+from ransform.models.hyperprior import MeanScaleHyperprior
+
+EVAL_CONTEXTS = ("coded", "compressai")
+
+
+class JointAutoregressiveHierarchicalPriors(MeanScaleHyperprior):
+    """mbt2018: a mean-scale hyperprior plus a 5x5 masked-convolution context model."""
+
+    def __init__(self, N: int = 192, M: int = 192, *, eval_context: str = "coded"):
+        super().__init__(N, M)
+        if eval_context not in EVAL_CONTEXTS:
+            raise ValueError(f"eval_context must be one of {EVAL_CONTEXTS}, got {eval_context!r}")
+        self.eval_context = eval_context
+        self.g_a = nn.Sequential(conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M))
+        self.g_s = nn.Sequential(deconv(M, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
+                                 deconv(N, N), GDN(N, inverse=True), deconv(N, 3))
+        self.h_a = nn.Sequential(conv(M, N, 3, 1), nn.LeakyReLU(inplace=True), conv(N, N),
+                                 nn.LeakyReLU(inplace=True), conv(N, N))
+        self.h_s = nn.Sequential(deconv(N, M), nn.LeakyReLU(inplace=True), deconv(M, M * 3 // 2),
+                                 nn.LeakyReLU(inplace=True), conv(M * 3 // 2, M * 2, 3, 1))
+        self.entropy_parameters = nn.Sequential(
+            nn.Conv2d(M * 12 // 3, M * 10 // 3, 1), nn.LeakyReLU(inplace=True),
+            nn.Conv2d(M * 10 // 3, M * 8 // 3, 1), nn.LeakyReLU(inplace=True),
+            nn.Conv2d(M * 8 // 3, M * 6 // 3, 1))
+        self.context_prediction = MaskedConv2d(M, 2 * M, kernel_size=5, padding=2, stride=1, mask="raster")
+
+    # --- training and CompressAI-style evaluation -------------------------------------------------
+    def _parallel_forward(self, y, hyper_params, training):
+        y_hat = self.gaussian_conditional.quantize(y, self.gaussian_conditional._mode(training))
+        params = self.entropy_parameters(torch.cat([hyper_params, self.context_prediction(y_hat)], 1))
+        scales, means = params.chunk(2, 1)
+        _, y_likelihoods = self.gaussian_conditional(y, scales, means, training=training)
+        return y_hat, y_likelihoods
+
+    def forward(self, x):
+        y = self.g_a(x)
+        z_hat, z_likelihoods = self.entropy_bottleneck(self.h_a(y))
+        hyper_params = self.h_s(z_hat)
+        if self.training or self.eval_context == "compressai":
+            y_hat, y_likelihoods = self._parallel_forward(y, hyper_params, self.training)
+        else:
+            y_hat, scales, means = self.coded_pass(y, hyper_params)
+            y_likelihoods = self.gaussian_conditional.bound_likelihood(
+                self.gaussian_conditional.likelihood(y_hat, scales, means))
+        return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+
+    # --- the coded pass -------------------------------------------------------------------------
+    def coded_pass(self, y, hyper_params, decoder=None):
+        """y_hat, scales and means of the coded latent, one image at a time.
+
+        With ``decoder`` (a list of one :class:`ransform.Decoder` per image) the symbols come
+        from the streams; otherwise from y. Returns tensors shaped like hyper_params' halves."""
+        outs = [self._coded_pass_one(None if y is None else y[i], hyper_params[i],
+                                     None if decoder is None else decoder[i])
+                for i in range(hyper_params.shape[0])]
+        return tuple(torch.stack(t) for t in zip(*outs))
+
+    def _coded_pass_one(self, y, hyper_params, decoder):
+        M, H, W = hyper_params.shape[0] // 2, hyper_params.shape[1], hyper_params.shape[2]
+        k = self.context_prediction.kernel_size[0]
+        pad = k // 2
+        taps = torch.nonzero(self.context_prediction.mask[0, 0].flatten()).flatten()  # causal taps
+        weight = self.context_prediction.weight.flatten(2)[:, :, taps].flatten(1)     # (2M, M*taps)
+        bias = self.context_prediction.bias
+        layers = [m for m in self.entropy_parameters if isinstance(m, nn.Conv2d)]
+        slope = next(m.negative_slope for m in self.entropy_parameters if isinstance(m, nn.LeakyReLU))
+        y_pad = hyper_params.new_zeros(M, H + 2 * pad, W + 2 * pad)
+        flat = y_pad.view(M, -1)
+        scales_out = hyper_params.new_empty(M, H, W)
+        means_out = hyper_params.new_empty(M, H, W)
+        hp = hyper_params.reshape(2 * M, H * W)
+        bound = self.gaussian_conditional.scale_bound
+        tap_offsets = (taps // k) * (W + 2 * pad) + taps % k  # offsets of the taps from a patch's corner
+        for rows, cols in self.wavefront(H, W):
+            corner = torch.from_numpy(rows * (W + 2 * pad) + cols)
+            patches = flat[:, corner[:, None] + tap_offsets[None, :]]                 # (M, P, taps)
+            ctx = torch.addmm(bias, patches.permute(1, 0, 2).reshape(len(rows), -1), weight.t())
+            h = torch.cat([hp[:, torch.from_numpy(rows * W + cols)].t(), ctx], 1)
+            for i, layer in enumerate(layers):
+                h = torch.addmm(layer.bias, h, layer.weight.flatten(1).t())
+                if i < len(layers) - 1:
+                    h = F.leaky_relu(h, slope)
+            scales, means = h[:, :M], h[:, M:]
+            if decoder is not None:
+                indexes = self.gaussian_conditional.table.index(
+                    as_host_array(torch.clamp_min(scales, bound), torch.float32))
+                symbols = torch.from_numpy(decoder.decode(np.ascontiguousarray(indexes))).to(means.dtype)
+            else:
+                symbols = torch.round(y[:, rows, cols].t() - means)
+            y_pad[:, rows + pad, cols + pad] = (symbols + means).t()
+            scales_out[:, rows, cols] = scales.t()
+            means_out[:, rows, cols] = means.t()
+        return y_pad[:, pad:pad + H, pad:pad + W].clone(), scales_out, means_out
+
+    @staticmethod
+    def wavefront(H: int, W: int):
+        """Groups of positions (rows, cols) that can be coded together, in coding order: all
+        positions with the same c + 3r (valid for the 5x5 raster mask)."""
+        for t in range(W + 3 * (H - 1)):
+            rows = np.arange(max(0, (t - W + 3) // 3), min(H - 1, t // 3) + 1)
+            yield rows, t - 3 * rows
+
+    def _coding_order(self, H: int, W: int) -> np.ndarray:
+        return np.concatenate([r * W + c for r, c in self.wavefront(H, W)])
+
+    # --- compress / decompress ------------------------------------------------------------------
+    def compress(self, x):
+        self.check_input(x)
+        y = self.g_a(x)
+        z = self.h_a(y)
+        z_strings = self.entropy_bottleneck.compress(z)
+        hyper_params = self._hyper_params(self.entropy_bottleneck.dequantized(z))
+        y_hat, scales, means = self.coded_pass(y, hyper_params)
+        order = self._coding_order(*y.shape[-2:])
+        gc = self.gaussian_conditional
+        y_strings = []
+        for i in range(y.shape[0]):
+            symbols = as_host_array(torch.round(y_hat[i] - means[i]), torch.int32).reshape(y.shape[1], -1)
+            indexes = gc.build_indexes(scales[i]).reshape(y.shape[1], -1)
+            y_strings.append(encode(np.ascontiguousarray(symbols[:, order].T), np.ascontiguousarray(indexes[:, order].T),
+                                    gc.table, threads=gc.threads))
+        return {"strings": [y_strings, z_strings], "shape": tuple(z.shape[-2:])}
+
+    def decompress(self, strings, shape):
+        if len(strings) != 2:
+            raise ValueError(f"expected [y_strings, z_strings], got {len(strings)} lists")
+        z_hat = self.entropy_bottleneck.decompress(strings[1], shape)
+        hyper_params = self._hyper_params(z_hat)
+        decoders = [Decoder(s, self.gaussian_conditional.table) for s in strings[0]]
+        y_hat, _, _ = self.coded_pass(None, hyper_params, decoders)
+        for d in decoders:
+            if d.remaining:
+                raise ValueError(f"the y stream holds {d.remaining} symbols more than the latent")
+        return {"x_hat": self.g_s(y_hat).clamp_(0, 1)}
+
+    def _hyper_params(self, z_hat):
+        return per_image(self.h_s, z_hat)
+
+
+class Cheng2020Anchor(JointAutoregressiveHierarchicalPriors):
+    """cheng2020-anchor: residual blocks and sub-pixel convolutions, mbt2018's context model."""
+
+    def __init__(self, N: int = 192, **kwargs):
+        super().__init__(N=N, M=N, **kwargs)
+        self.g_a = nn.Sequential(
+            ResidualBlockWithStride(3, N, stride=2), ResidualBlock(N, N),
+            ResidualBlockWithStride(N, N, stride=2), ResidualBlock(N, N),
+            ResidualBlockWithStride(N, N, stride=2), ResidualBlock(N, N),
+            conv3x3(N, N, stride=2))
+        self.h_a = nn.Sequential(
+            conv3x3(N, N), nn.LeakyReLU(inplace=True), conv3x3(N, N), nn.LeakyReLU(inplace=True),
+            conv3x3(N, N, stride=2), nn.LeakyReLU(inplace=True), conv3x3(N, N), nn.LeakyReLU(inplace=True),
+            conv3x3(N, N, stride=2))
+        self.h_s = nn.Sequential(
+            conv3x3(N, N), nn.LeakyReLU(inplace=True), subpel_conv3x3(N, N, 2), nn.LeakyReLU(inplace=True),
+            conv3x3(N, N * 3 // 2), nn.LeakyReLU(inplace=True), subpel_conv3x3(N * 3 // 2, N * 3 // 2, 2),
+            nn.LeakyReLU(inplace=True), conv3x3(N * 3 // 2, N * 2))
+        self.g_s = nn.Sequential(
+            ResidualBlock(N, N), ResidualBlockUpsample(N, N, 2),
+            ResidualBlock(N, N), ResidualBlockUpsample(N, N, 2),
+            ResidualBlock(N, N), ResidualBlockUpsample(N, N, 2),
+            ResidualBlock(N, N), subpel_conv3x3(N, 3, 2))
+
+    @staticmethod
+    def sizes_from_state_dict(state) -> dict:
+        return {"N": state["g_a.0.conv1.weight"].size(0)}
