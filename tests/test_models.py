@@ -69,7 +69,7 @@ def test_state_dict_reload_codes_identically(name):
         assert again.compress(x)["strings"] == net.compress(x)["strings"]
 
 
-@pytest.mark.parametrize("name", ["mbt2018", "cheng2020-anchor"])
+@pytest.mark.parametrize("name", ["mbt2018", "cheng2020-anchor", "checkerboard"])
 def test_coded_pass_is_causal(name):
     """The wavefront pass gives every position the context the masked convolution computes
     from the final y_hat: no position reads one that is decoded after it."""
@@ -78,7 +78,7 @@ def test_coded_pass_is_causal(name):
         y = net.g_a(image())
         hyper = net.h_s(net.entropy_bottleneck.dequantized(net.h_a(y)))
         y_hat, scales, means = net.coded_pass(y, hyper)
-        params = net.entropy_parameters(torch.cat([hyper, net.context_prediction(y_hat)], 1))
+        params = net.entropy_parameters(torch.cat([hyper, net.context(y_hat)], 1))
     assert torch.allclose(torch.cat([scales, means], 1), params, atol=1e-4, rtol=1e-4)
     assert torch.equal(y_hat, torch.round(y - means) + means)
 

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from ransform.compat import convert_state_dict
-from ransform.models.autoregressive import Cheng2020Anchor, JointAutoregressiveHierarchicalPriors
+from ransform.models.autoregressive import Cheng2020Anchor, CheckerboardContext, JointAutoregressiveHierarchicalPriors
 from ransform.models.base import CompressionModel
 from ransform.models.factorized import FactorizedPrior, FactorizedPriorReLU
 from ransform.models.hyperprior import MeanScaleHyperprior, ScaleHyperprior
@@ -19,6 +19,7 @@ MODELS: dict[str, type[CompressionModel]] = {
     "mbt2018-mean": MeanScaleHyperprior,
     "mbt2018": JointAutoregressiveHierarchicalPriors,
     "cheng2020-anchor": Cheng2020Anchor,
+    "checkerboard": CheckerboardContext,
 }
 
 # (N, M) per quality, CompressAI's zoo configuration.
@@ -30,6 +31,7 @@ QUALITIES: dict[str, dict[int, tuple[int, ...]]] = {
     "mbt2018-mean": {q: _SMALL if q <= 4 else _LARGE for q in range(1, 9)},
     "mbt2018": {q: _AR if q <= 4 else _AR_LARGE for q in range(1, 9)},
     "cheng2020-anchor": {q: (128,) if q <= 3 else (192,) for q in range(1, 7)},
+    "checkerboard": {q: _AR if q <= 4 else _AR_LARGE for q in range(1, 9)},
 }
 
 
@@ -69,6 +71,6 @@ def from_state_dict(name: str, checkpoint, **kwargs) -> CompressionModel:
     return _model_class(name).from_state_dict(convert_state_dict(checkpoint), **kwargs)
 
 
-__all__ = ["Cheng2020Anchor", "CompressionModel", "JointAutoregressiveHierarchicalPriors", "FactorizedPrior", "FactorizedPriorReLU", "MODELS", "MeanScaleHyperprior",
+__all__ = ["CheckerboardContext", "Cheng2020Anchor", "CompressionModel", "JointAutoregressiveHierarchicalPriors", "FactorizedPrior", "FactorizedPriorReLU", "MODELS", "MeanScaleHyperprior",
            "QUALITIES", "ScaleHyperprior", "from_state_dict", "get_model", "model_names", "sizes",
            "sizes_from_name"]

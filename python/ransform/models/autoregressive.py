@@ -56,7 +56,7 @@ class JointAutoregressiveHierarchicalPriors(MeanScaleHyperprior):
     # --- training and CompressAI-style evaluation -------------------------------------------------
     def _parallel_forward(self, y, hyper_params, training):
         y_hat = self.gaussian_conditional.quantize(y, self.gaussian_conditional._mode(training))
-        params = self.entropy_parameters(torch.cat([hyper_params, self.context_prediction(y_hat)], 1))
+        params = self.entropy_parameters(torch.cat([hyper_params, self.context(y_hat)], 1))
         scales, means = params.chunk(2, 1)
         _, y_likelihoods = self.gaussian_conditional(y, scales, means, training=training)
         return y_hat, y_likelihoods
@@ -72,6 +72,10 @@ class JointAutoregressiveHierarchicalPriors(MeanScaleHyperprior):
             y_likelihoods = self.gaussian_conditional.bound_likelihood(
                 self.gaussian_conditional.likelihood(y_hat, scales, means))
         return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+
+    def context(self, y_hat):
+        """Context parameters of every position from y_hat (training and parallel evaluation)."""
+        return self.context_prediction(y_hat)
 
     # --- the coded pass -------------------------------------------------------------------------
     def coded_pass(self, y, hyper_params, decoder=None):
@@ -193,3 +197,50 @@ class Cheng2020Anchor(JointAutoregressiveHierarchicalPriors):
     @staticmethod
     def sizes_from_state_dict(state) -> dict:
         return {"N": state["g_a.0.conv1.weight"].size(0)}
+
+
+class CheckerboardContext(JointAutoregressiveHierarchicalPriors):
+    """He et al. 2021: mbt2018's transforms with a checkerboard context. The anchors (positions
+    with r + c even) are coded from the hyperprior alone, then the other half from the
+    hyperprior and the anchors: two parallel passes instead of a serial scan."""
+
+    def __init__(self, N: int = 192, M: int = 192, **kwargs):
+        super().__init__(N, M, **kwargs)
+        self.context_prediction = MaskedConv2d(M, 2 * M, kernel_size=5, padding=2, stride=1, mask="checkerboard")
+
+    @staticmethod
+    def anchor_mask(H: int, W: int, like: torch.Tensor) -> torch.Tensor:
+        rows, cols = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
+        return ((rows + cols) % 2 == 0).to(like.dtype).to(like.device)
+
+    def context(self, y_hat):
+        anchors = self.anchor_mask(*y_hat.shape[-2:], y_hat)
+        return self.context_prediction(y_hat * anchors) * (1 - anchors)
+
+    def _positions(self, H: int, W: int):
+        anchors = self.anchor_mask(H, W, torch.zeros(())).flatten().numpy().astype(bool)
+        every = np.arange(H * W)
+        return every[anchors], every[~anchors]
+
+    def _coding_order(self, H: int, W: int) -> np.ndarray:
+        return np.concatenate(self._positions(H, W))
+
+    def coded_pass(self, y, hyper_params, decoder=None):
+        N, M, H, W = hyper_params.shape[0], hyper_params.shape[1] // 2, *hyper_params.shape[-2:]
+        y_hat = hyper_params.new_zeros(N, M, H, W)
+        scales = hyper_params.new_empty(N, M, H * W)
+        means = hyper_params.new_empty(N, M, H * W)
+        for positions, first in zip(self._positions(H, W), (True, False)):
+            ctx = torch.zeros_like(hyper_params) if first else self.context(y_hat)
+            params = self.entropy_parameters(torch.cat([hyper_params, ctx], 1)).flatten(2)
+            s, m = params[:, :M, positions], params[:, M:, positions]
+            flat = y_hat.view(N, M, H * W)
+            for i in range(N):
+                if decoder is not None:
+                    indexes = self.gaussian_conditional.build_indexes(s[i])
+                    symbols = torch.from_numpy(decoder[i].decode(np.ascontiguousarray(indexes.T))).t().to(m.dtype)
+                else:
+                    symbols = torch.round(y[i].flatten(1)[:, positions] - m[i])
+                flat[i, :, positions] = symbols + m[i]
+            scales[:, :, positions], means[:, :, positions] = s, m
+        return y_hat, scales.view(N, M, H, W), means.view(N, M, H, W)
