@@ -137,3 +137,18 @@ def test_padding_round_trip():
     assert padded.shape[-2:] == (128, 64)
     assert torch.equal(crop(padded, padding), x)
     assert math.isclose(padded.sum().item(), x.sum().item(), rel_tol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["bmshj2018-factorized", "mbt2018"])
+def test_bitmap_totals_equal_the_estimate(name):
+    import ransform
+
+    net = small_model(name)
+    x = image(70, 100)  # not a multiple of the factor: bits of padded cells must not be lost
+    padded, _ = pad(x, net.downsampling_factor)
+    with torch.no_grad():
+        estimate = estimate_bits(net(padded))
+    bm = ransform.bitmap(net, x[0])
+    assert bm.total_bits == pytest.approx(estimate, rel=1e-4)
+    assert bm.image.sum().item() == pytest.approx(estimate, rel=1e-4)
+    assert bm.image.shape == (1, 70, 100)

@@ -2,6 +2,7 @@
 coder tables that live in (dynamically sized) buffers so a state dict carries them."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -94,6 +95,6 @@ class EntropyModel(nn.Module):
                                "(or model.update()) after training or loading weights")
 
 
-def as_host_array(t: torch.Tensor, dtype) -> "np.ndarray":  # noqa: F821
+def as_host_array(t: torch.Tensor, dtype) -> np.ndarray:
     """A tensor as a C-contiguous numpy array on the host, for the coder."""
     return t.detach().to("cpu", dtype).contiguous().numpy()

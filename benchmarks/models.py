@@ -1,0 +1,121 @@
+"""Model-level numbers on Kodak: actual compressed size against forward's estimate, encode
+and decode times, and the share of the entropy coder in them.
+
+    python benchmarks/models.py                                  # every model, quality 1, kodim01
+    python benchmarks/models.py --models mbt2018 --images 3 --repeat 3
+
+Weights are random (seeded), as no trained checkpoint ships yet: sizes and rates are not
+those of trained models, times are (the networks do the same work). Images are padded to
+the model's downsampling factor.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ransform import coder, models
+from ransform.image import pad
+
+KODAK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "kodak")
+
+
+class CoderClock:
+    """Accumulates the time spent inside the coder (tables' index(), encode, decode)."""
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    def wrap(self, fn):
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - t0
+        return timed
+
+    @contextlib.contextmanager
+    def installed(self):
+        import ransform.entropy_models.bottleneck as eb
+        import ransform.entropy_models.conditional as gc
+        import ransform.models.autoregressive as ar
+        from ransform.tables import ScaleTable
+        patches = [(eb, "encode"), (eb, "decode"), (gc, "encode"), (gc, "decode"), (ar, "encode"),
+                   (ScaleTable, "index"), (coder.Decoder, "decode")]
+        saved = [(obj, name, getattr(obj, name)) for obj, name in patches]
+        try:
+            for obj, name, fn in saved:
+                setattr(obj, name, self.wrap(fn))
+            yield self
+        finally:
+            for obj, name, fn in saved:
+                setattr(obj, name, fn)
+
+
+def load_image(path: str) -> torch.Tensor:
+    return torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1)[None].float() / 255
+
+
+def measure(name: str, quality: int, x: torch.Tensor, repeat: int, latent_gain: float) -> dict:
+    torch.manual_seed(0)
+    net = models.get_model(name, quality).eval()
+    with torch.no_grad():  # random analysis transforms give |y| < 1: a gain spreads the symbols
+        last = net.g_a[-1]
+        (last.weight if hasattr(last, "weight") else last[0].weight).mul_(latent_gain)
+    net.update()
+    x, _ = pad(x, net.downsampling_factor)
+    with torch.no_grad():
+        out = net(x)
+        estimate = sum((-torch.log2(lik.double())).sum().item() for lik in out["likelihoods"].values()) / 8
+        best = None
+        for _ in range(repeat):
+            clock = CoderClock()
+            with clock.installed():
+                t0 = time.perf_counter()
+                c = net.compress(x)
+                t1 = time.perf_counter()
+                coded_encode = clock.seconds
+                d = net.decompress(c["strings"], c["shape"])
+                t2 = time.perf_counter()
+            run = {"encode_s": t1 - t0, "decode_s": t2 - t1, "coder_encode_s": coded_encode,
+                   "coder_decode_s": clock.seconds - coded_encode}
+            best = run if best is None or run["encode_s"] + run["decode_s"] < best["encode_s"] + best["decode_s"] else best
+    actual = sum(len(s) for strings in c["strings"] for s in strings)
+    exact = torch.equal(d["x_hat"], out["x_hat"].clamp(0, 1))
+    return {"estimate_B": estimate, "actual_B": actual, "exact": exact, **best}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default=",".join(models.model_names()))
+    p.add_argument("--quality", type=int, default=1)
+    p.add_argument("--images", type=int, default=1, help="first N Kodak images")
+    p.add_argument("--repeat", type=int, default=2, help="best of N compress+decompress runs")
+    p.add_argument("--kodak", default=KODAK)
+    p.add_argument("--latent-gain", type=float, default=1.0,
+                   help="scale the last analysis layer's weights (e.g. 30: latents spread like a trained model's)")
+    args = p.parse_args()
+    files = sorted(f for f in os.listdir(args.kodak) if f.endswith(".png"))[: args.images]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; quality {args.quality}; "
+          f"random weights, latent gain {args.latent_gain:g}; best of {args.repeat}")
+    print(f"{'model':27s} {'image':10s} {'estimate B':>11s} {'actual B':>9s} {'vs est':>8s} {'bar':>4s} "
+          f"{'encode s':>9s} {'decode s':>9s} {'coder %':>8s} exact")
+    for name in args.models.split(","):
+        for f in files:
+            r = measure(name, args.quality, load_image(os.path.join(args.kodak, f)), args.repeat, args.latent_gain)
+            diff = r["actual_B"] - r["estimate_B"]
+            ok = abs(diff) <= 0.001 * r["estimate_B"] + 64
+            share = 100 * (r["coder_encode_s"] + r["coder_decode_s"]) / (r["encode_s"] + r["decode_s"])
+            print(f"{name:27s} {f[:-4]:10s} {r['estimate_B']:11.0f} {r['actual_B']:9d} "
+                  f"{100 * diff / r['estimate_B']:+7.3f}% {'ok' if ok else 'MISS':>4s} {r['encode_s']:9.3f} "
+                  f"{r['decode_s']:9.3f} {share:7.2f}% {r['exact']}")
+
+
+if __name__ == "__main__":
+    main()
