@@ -64,7 +64,7 @@ class JointAutoregressiveHierarchicalPriors(MeanScaleHyperprior):
     def forward(self, x):
         y = self.g_a(x)
         z_hat, z_likelihoods = self.entropy_bottleneck(self.h_a(y))
-        hyper_params = self.h_s(z_hat)
+        hyper_params = self.h_s(z_hat) if self.training else self._hyper_params(z_hat)
         if self.training or self.eval_context == "compressai":
             y_hat, y_likelihoods = self._parallel_forward(y, hyper_params, self.training)
         else:

@@ -33,8 +33,10 @@ class ScaleHyperprior(CompressionModel):
         return self.h_a(torch.abs(y))
 
     def hyper_parameters(self, z_hat):
-        """(scales, means or None) of y from the decoded hyper-latent."""
-        return self.split_parameters(self.h_s(z_hat))
+        """(scales, means or None) of y from the decoded hyper-latent. In evaluation each image
+        goes through h_s alone, as in compress and decompress, so forward's reconstruction and
+        likelihoods are exactly the coded ones whatever the batch size."""
+        return self.split_parameters(self.h_s(z_hat) if self.training else per_image(self.h_s, z_hat))
 
     def split_parameters(self, params):
         return params, None
@@ -52,7 +54,7 @@ class ScaleHyperprior(CompressionModel):
         z = self.hyper_analysis(y)
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.dequantized(z)
-        scales, means = self.split_parameters(per_image(self.h_s, z_hat))
+        scales, means = self.hyper_parameters(z_hat)
         y_strings = self.gaussian_conditional.compress(y, scales, means)
         return {"strings": [y_strings, z_strings], "shape": tuple(z.shape[-2:])}
 
@@ -60,7 +62,7 @@ class ScaleHyperprior(CompressionModel):
         if len(strings) != 2:
             raise ValueError(f"expected [y_strings, z_strings], got {len(strings)} lists")
         z_hat = self.entropy_bottleneck.decompress(strings[1], shape)
-        scales, means = self.split_parameters(per_image(self.h_s, z_hat))
+        scales, means = self.hyper_parameters(z_hat)
         y_hat = self.gaussian_conditional.decompress(strings[0], scales, means)
         return {"x_hat": self.g_s(y_hat).clamp_(0, 1)}
 
