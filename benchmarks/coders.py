@@ -35,6 +35,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import workloads as W  # noqa: E402
+from peers import import_compressai  # noqa: E402
 
 CONSTRICTION_RANGE = (-200, 200)   # support of constriction's QuantizedGaussian (W1 max |v| ~ 110)
 CAI_SCALE_LEVELS = (0.11, 256.0, 64)  # CompressAI's published default scale table
@@ -144,26 +145,8 @@ class RansformCoder(Coder):
 
 
 def _import_compressai():
-    """Import compressai.ans / compressai.entropy_models without running compressai/__init__
-    (which imports datasets, zoo, ... and needs torchvision, tqdm, ...). A bare package
-    module with the real __path__ stands in for the top-level package; it only provides
-    the two accessors entropy_models looks up (the 'ans' coder is the default)."""
-    import importlib.util
-    import types
-
-    if "compressai" not in sys.modules:
-        spec = importlib.util.find_spec("compressai")
-        if spec is None or not spec.submodule_search_locations:
-            raise ImportError("No module named 'compressai'")
-        pkg = types.ModuleType("compressai")
-        pkg.__path__ = list(spec.submodule_search_locations)
-        pkg.available_entropy_coders = lambda: ["ans"]
-        pkg.get_entropy_coder = lambda: "ans"
-        sys.modules["compressai"] = pkg
-    from compressai import ans
-    from compressai import entropy_models
-    from compressai._CXX import pmf_to_quantized_cdf
-    return ans, entropy_models, pmf_to_quantized_cdf
+    cai = import_compressai()
+    return cai.ans, cai.em, cai.pmf_to_quantized_cdf
 
 
 class CompressAICoder(Coder):

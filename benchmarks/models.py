@@ -3,6 +3,7 @@ and decode times, and the share of the entropy coder in them.
 
     python benchmarks/models.py                                  # every model, quality 1, kodim01
     python benchmarks/models.py --models mbt2018 --images 3 --repeat 3
+    .venv-bench/bin/python benchmarks/models.py --peer compressai   # CompressAI 1.2.8's models
 
 Weights are random (seeded), as no trained checkpoint ships yet: sizes and rates are not
 those of trained models, times are (the networks do the same work). Images are padded to
@@ -13,14 +14,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import sys
 import time
 
 import numpy as np
 import torch
 from PIL import Image
 
-from ransform import coder, models
-from ransform.image import pad
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 KODAK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "kodak")
 
@@ -43,6 +44,7 @@ class CoderClock:
     @contextlib.contextmanager
     def installed(self):
         import ransform.entropy_models.bottleneck as eb
+        from ransform import coder
         import ransform.entropy_models.conditional as gc
         import ransform.models.autoregressive as ar
         from ransform.tables import ScaleTable
@@ -63,6 +65,9 @@ def load_image(path: str) -> torch.Tensor:
 
 
 def measure(name: str, quality: int, x: torch.Tensor, repeat: int, latent_gain: float) -> dict:
+    from ransform import models
+    from ransform.image import pad
+
     torch.manual_seed(0)
     net = models.get_model(name, quality).eval()
     with torch.no_grad():  # random analysis transforms give |y| < 1: a gain spreads the symbols
@@ -91,9 +96,51 @@ def measure(name: str, quality: int, x: torch.Tensor, repeat: int, latent_gain: 
     return {"estimate_B": estimate, "actual_B": actual, "exact": exact, **best}
 
 
+def measure_compressai(name: str, quality: int, x: torch.Tensor, repeat: int, latent_gain: float) -> dict:
+    """The same for CompressAI 1.2.8's model (random weights, its own coder and tables)."""
+    from peers import import_compressai
+
+    cai = import_compressai(models=True)
+    classes = {"bmshj2018-factorized": "FactorizedPrior", "bmshj2018-factorized-relu": "FactorizedPriorReLU",
+             "bmshj2018-hyperprior": "ScaleHyperprior", "mbt2018-mean": "MeanScaleHyperprior",
+             "mbt2018": "JointAutoregressiveHierarchicalPriors", "cheng2020-anchor": "Cheng2020Anchor"}
+    if name not in classes:
+        raise SystemExit(f"CompressAI 1.2.8 has no {name}")
+    from ransform.models import sizes as zoo_sizes  # the same (N, M) as CompressAI's zoo
+
+    module = cai.waseda if name.startswith("cheng") else cai.google
+    torch.manual_seed(0)
+    net = getattr(module, classes[name])(**zoo_sizes(name, quality)).eval()
+    with torch.no_grad():
+        last = net.g_a[-1]
+        (last.weight if hasattr(last, "weight") else last[0].weight).mul_(latent_gain)
+    net.update(force=True)
+    f = 64
+    h, w = x.shape[-2:]
+    x = torch.nn.functional.pad(x, (0, (-w) % f, 0, (-h) % f))
+    with torch.no_grad():
+        out = net(x)
+        estimate = sum((-torch.log2(lik.double())).sum().item() for lik in out["likelihoods"].values()) / 8
+        best = None
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            c = net.compress(x)
+            t1 = time.perf_counter()
+            d = net.decompress(c["strings"], c["shape"])
+            t2 = time.perf_counter()
+            run = {"encode_s": t1 - t0, "decode_s": t2 - t1}
+            best = run if best is None or sum(run.values()) < sum(best.values()) else best
+    actual = sum(len(s) for strings in c["strings"] for s in strings)
+    exact = torch.equal(d["x_hat"], out["x_hat"].clamp(0, 1))
+    return {"estimate_B": estimate, "actual_B": actual, "exact": exact, "coder_encode_s": float("nan"),
+            "coder_decode_s": float("nan"), **best}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", default=",".join(models.model_names()))
+    p.add_argument("--models", default="bmshj2018-factorized,bmshj2018-factorized-relu,bmshj2018-hyperprior,"
+                                        "mbt2018-mean,mbt2018,cheng2020-anchor,checkerboard")
+    p.add_argument("--peer", choices=["compressai"], help="time the peer's models instead (in .venv-bench)")
     p.add_argument("--quality", type=int, default=1)
     p.add_argument("--images", type=int, default=1, help="first N Kodak images")
     p.add_argument("--repeat", type=int, default=2, help="best of N compress+decompress runs")
@@ -102,13 +149,14 @@ def main() -> None:
                    help="scale the last analysis layer's weights (e.g. 30: latents spread like a trained model's)")
     args = p.parse_args()
     files = sorted(f for f in os.listdir(args.kodak) if f.endswith(".png"))[: args.images]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; quality {args.quality}; "
+    print(f"{args.peer or 'ransform'}; torch {torch.__version__}, {torch.get_num_threads()} threads; quality {args.quality}; "
           f"random weights, latent gain {args.latent_gain:g}; best of {args.repeat}")
     print(f"{'model':27s} {'image':10s} {'estimate B':>11s} {'actual B':>9s} {'vs est':>8s} {'bar':>4s} "
           f"{'encode s':>9s} {'decode s':>9s} {'coder %':>8s} exact")
     for name in args.models.split(","):
         for f in files:
-            r = measure(name, args.quality, load_image(os.path.join(args.kodak, f)), args.repeat, args.latent_gain)
+            fn = measure_compressai if args.peer else measure
+            r = fn(name, args.quality, load_image(os.path.join(args.kodak, f)), args.repeat, args.latent_gain)
             diff = r["actual_B"] - r["estimate_B"]
             ok = abs(diff) <= 0.001 * r["estimate_B"] + 64
             share = 100 * (r["coder_encode_s"] + r["coder_decode_s"]) / (r["encode_s"] + r["decode_s"])
