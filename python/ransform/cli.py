@@ -58,6 +58,25 @@ def demo(args) -> int:
     return 0
 
 
+def _sizes(text: str) -> dict:
+    """"64,96" -> {"N": 64, "M": 96} (one number for single-size models like cheng2020)."""
+    values = [int(v) for v in text.split(",")]
+    return dict(zip(("N", "M"), values))
+
+
+def train(args) -> int:
+    from ransform.training import TrainConfig, train as run_training
+
+    cfg = TrainConfig(model=args.model, quality=args.quality, data=args.data, out=args.out, metric=args.metric,
+                      lmbda=args.lmbda, sizes=_sizes(args.channels) if args.channels else {}, epochs=args.epochs,
+                      batch_size=args.batch_size, patch=args.patch, crops_per_image=args.crops_per_image,
+                      lr=args.lr, aux_lr=args.aux_lr, clip=args.clip, patience=args.patience, device=args.device,
+                      threads=args.threads, seed=args.seed, workers=args.workers)
+    best = run_training(cfg)
+    print(f"best checkpoint: {best}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="ransform", description=ransform.__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"ransform {ransform.__version__}")
@@ -65,6 +84,31 @@ def main(argv=None) -> int:
     p = sub.add_parser("demo", help="code generated hyperprior latents and print size, overhead and speed")
     p.add_argument("--threads", type=int, default=1, help="coding threads (0 = one per core; default 1)")
     p.set_defaults(run=demo)
+
+    p = sub.add_parser("train", help="train a model on an image folder (random crops; resumes from --out)",
+                       description="Train a model with the rate-distortion loss. Resumes from OUT/checkpoint.pth.tar "
+                       "when it exists; writes OUT/checkpoint.pth.tar every epoch and OUT/best.pth.tar at the best "
+                       "validation loss. Under torchrun it runs DistributedDataParallel (gloo on CPU, nccl on GPU).")
+    p.add_argument("--model", required=True, help="registry name, e.g. mbt2018-mean")
+    p.add_argument("--quality", type=int, required=True, help="1..8: sizes and lambda of CompressAI's zoo")
+    p.add_argument("--data", required=True, help="folder of training images (searched recursively)")
+    p.add_argument("--out", required=True, help="run folder: checkpoints, resumed from when present")
+    p.add_argument("--metric", default="mse", choices=["mse", "ms-ssim"])
+    p.add_argument("--lmbda", type=float, help="override the quality's lambda (CompressAI convention)")
+    p.add_argument("--channels", help="N,M smaller than the zoo's, e.g. 64,96")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--patch", type=int, default=256, help="crop side in pixels")
+    p.add_argument("--crops-per-image", type=int, default=4, help="random crops per image per epoch")
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--aux-lr", type=float, default=1e-3)
+    p.add_argument("--clip", type=float, default=1.0, help="gradient norm clip (0: off)")
+    p.add_argument("--patience", type=int, default=10, help="epochs without validation gain before the LR halves")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--workers", type=int, default=0, help="data loader workers")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=train)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -117,7 +117,10 @@ class EntropyBottleneck(EntropyModel):
     def forward(self, x: torch.Tensor, training: bool | None = None):
         """(quantized x, likelihoods); noise in training, rounding around the medians in eval."""
         values = self._channels_first(x)
-        outputs = self.quantize(values, self._mode(training), self.medians())
+        mode = self._mode(training)
+        # Noise ignores the medians; not touching ``quantiles`` keeps them out of the graph
+        # (DistributedDataParallel must not wait for a gradient that never comes).
+        outputs = self.quantize(values, mode, None if mode == "noise" else self.medians())
         likelihood, _, _ = self.likelihood(outputs)
         return self._like_input(outputs, x), self._like_input(self.bound_likelihood(likelihood), x)
 

@@ -1,0 +1,92 @@
+"""ransform train: one epoch runs, checkpoints resume, bad data is reported, DDP under torchrun."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+Image = pytest.importorskip("PIL.Image")
+
+from ransform import cli  # noqa: E402
+from ransform.training import RandomCrops, TrainConfig, image_files, train  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        yy, xx = np.mgrid[0:80, 0:96]
+        smooth = (np.sin(xx / (5 + i)) * np.cos(yy / 7) * 100 + 128)[..., None] + rng.normal(0, 8, (80, 96, 3))
+        (root / "sub").mkdir(exist_ok=True)
+        Image.fromarray(np.clip(smooth, 0, 255).astype(np.uint8)).save(root / "sub" / f"im{i}.png")
+    (root / "notes.txt").write_text("not an image")
+    return root
+
+
+def config(folder, out, **kw):
+    base = dict(model="bmshj2018-factorized", quality=1, data=str(folder), out=str(out), sizes={"N": 8, "M": 12},
+                epochs=1, batch_size=2, patch=64, crops_per_image=1, val_fraction=0.34, threads=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_crops_are_patches_with_flips(folder):
+    ds = RandomCrops(image_files(folder), 64, crops_per_image=3, train=True, seed=1)
+    assert len(ds) == 18
+    crops = [ds[0] for _ in range(8)]
+    assert all(c.shape == (3, 64, 64) and 0 <= c.min() and c.max() <= 1 for c in crops)
+    assert len({c.sum().item() for c in crops}) > 1  # random positions / flips
+    val = RandomCrops(image_files(folder), 64, train=False)
+    assert torch.equal(val[0], val[0])
+
+
+def test_one_epoch_then_resume(folder, tmp_path):
+    logs = []
+    best = train(config(folder, tmp_path), log=logs.append)
+    assert best.exists() and (tmp_path / "checkpoint.pth.tar").exists()
+    state = torch.load(tmp_path / "checkpoint.pth.tar", weights_only=False)
+    assert state["epoch"] == 0 and state["model"] == "bmshj2018-factorized"
+    logs.clear()
+    train(config(folder, tmp_path, epochs=2), log=logs.append)
+    assert any("resumed" in line and "epoch 1" in line for line in logs)
+    state = torch.load(tmp_path / "checkpoint.pth.tar", weights_only=False)
+    assert state["epoch"] == 1
+    # The checkpoint loads into a model and codes.
+    from ransform import models
+    net = models.from_state_dict("bmshj2018-factorized", state).eval()
+    net.update()
+    x = torch.rand(1, 3, 64, 64)
+    c = net.compress(x)
+    assert torch.equal(net.decompress(c["strings"], c["shape"])["x_hat"], net(x)["x_hat"].clamp(0, 1))
+
+
+def test_bad_data_is_reported(tmp_path, folder):
+    with pytest.raises(FileNotFoundError, match="no images"):
+        train(config(tmp_path, tmp_path / "out"))
+    with pytest.raises(ValueError, match="smaller than the 128px patch"):
+        train(config(folder, tmp_path / "out", patch=128))
+
+
+def test_cli_train_help_and_run(folder, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    assert "--quality" in capsys.readouterr().out
+    assert cli.main(["train", "--model", "bmshj2018-factorized", "--quality", "1", "--channels", "8,12",
+                     "--data", str(folder), "--out", str(tmp_path), "--epochs", "1", "--batch-size", "2",
+                     "--patch", "64", "--crops-per-image", "1", "--threads", "1"]) == 0
+    assert (tmp_path / "best.pth.tar").exists()
+
+
+def test_torchrun_two_processes_gloo(folder, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "ransform.cli",
+           "train", "--model", "bmshj2018-factorized", "--quality", "1", "--channels", "8,12", "--data", str(folder),
+           "--out", str(tmp_path), "--epochs", "1", "--batch-size", "1", "--patch", "64", "--crops-per-image", "1",
+           "--threads", "1"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "2 process(es)" in run.stdout + run.stderr
+    assert (tmp_path / "checkpoint.pth.tar").exists()
