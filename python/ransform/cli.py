@@ -77,6 +77,61 @@ def train(args) -> int:
     return 0
 
 
+def _model_args(p, checkpoint_help: str) -> None:
+    p.add_argument("--model", help="registry name (shipped weights with --quality, or the kind of a CompressAI checkpoint)")
+    p.add_argument("--quality", type=int, help="quality of the shipped weights")
+    p.add_argument("--checkpoint", help=checkpoint_help)
+
+
+def _psnr(a, b) -> float:
+    import math
+
+    import torch
+    mse = torch.mean((a.float() - b.float()) ** 2).item()
+    return math.inf if mse == 0 else 10 * math.log10(255 ** 2 / mse)
+
+
+def compress_cmd(args) -> int:
+    from ransform import codec
+
+    t0 = time.perf_counter()
+    model = codec.load_model(args.model, args.quality, args.checkpoint)
+    x = codec.read_image(args.image)
+    t1 = time.perf_counter()
+    data = codec.compress(model, x)
+    t2 = time.perf_counter()
+    out = args.output or str(args.image) + ".rfm"
+    with open(out, "wb") as f:
+        f.write(data)
+    h, w = x.shape[-2:]
+    line = f"{out}: {len(data)} bytes, {8 * len(data) / (h * w):.4f} bpp, encode {t2 - t1:.2f} s (model load {t1 - t0:.2f} s)"
+    if not args.no_psnr:
+        x_hat = codec.decompress(model, data)
+        line += f", PSNR {_psnr(codec.to_uint8(x_hat), codec.to_uint8(x)):.2f} dB"
+    print(line)
+    return 0
+
+
+def decompress_cmd(args) -> int:
+    from ransform import codec
+
+    with open(args.file, "rb") as f:
+        data = f.read()
+    t0 = time.perf_counter()
+    model = codec.model_for(data, args.checkpoint)
+    t1 = time.perf_counter()
+    x_hat = codec.decompress(model, data)
+    t2 = time.perf_counter()
+    out = args.output or str(args.file).removesuffix(".rfm") + ".png"
+    codec.write_image(x_hat, out)
+    h, w = x_hat.shape[-2:]
+    line = f"{out}: {w}x{h}, {8 * len(data) / (h * w):.4f} bpp, decode {t2 - t1:.2f} s (model load {t1 - t0:.2f} s)"
+    if args.original:
+        line += f", PSNR {_psnr(codec.to_uint8(x_hat), codec.to_uint8(codec.read_image(args.original))):.2f} dB"
+    print(line)
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="ransform", description=ransform.__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"ransform {ransform.__version__}")
@@ -84,6 +139,22 @@ def main(argv=None) -> int:
     p = sub.add_parser("demo", help="code generated hyperprior latents and print size, overhead and speed")
     p.add_argument("--threads", type=int, default=1, help="coding threads (0 = one per core; default 1)")
     p.set_defaults(run=demo)
+
+    p = sub.add_parser("compress", help="compress an image into an .rfm file",
+                       description="Compress an image with shipped weights (--model, --quality) or a checkpoint.")
+    p.add_argument("image", help="input image (PNG, JPEG, ...)")
+    p.add_argument("-o", "--output", help="output .rfm file (default: IMAGE.rfm)")
+    _model_args(p, "checkpoint file (ransform training checkpoint, or CompressAI's with --model)")
+    p.add_argument("--no-psnr", action="store_true", help="skip decoding the result to report its PSNR")
+    p.set_defaults(run=compress_cmd)
+
+    p = sub.add_parser("decompress", help="decompress an .rfm file into a PNG",
+                       description="Decompress an .rfm file; the model is the shipped one the file names, or --checkpoint.")
+    p.add_argument("file", help="input .rfm file")
+    p.add_argument("-o", "--output", help="output image (default: FILE without .rfm, as .png)")
+    p.add_argument("--checkpoint", help="checkpoint the file was written with (when it is not a shipped model)")
+    p.add_argument("--original", help="original image: print the PSNR against it")
+    p.set_defaults(run=decompress_cmd)
 
     p = sub.add_parser("train", help="train a model on an image folder (random crops; resumes from --out)",
                        description="Train a model with the rate-distortion loss. Resumes from OUT/checkpoint.pth.tar "
@@ -110,7 +181,11 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=train)
     args = parser.parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except (ValueError, FileNotFoundError) as exc:  # bad input: one clear line, no traceback
+        print(f"ransform {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,0 +1,35 @@
+"""Shipped weights, loadable by name: ``zoo.load("mbt2018-mean-small", quality=3)``.
+
+Each entry is a checkpoint file in ``ransform/weights/`` (coder tables filled), named with
+its hash; docs/MODELS.md records how each was trained and on what.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ransform import models
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+# (name, quality) -> (registry architecture, checkpoint file name)
+SHIPPED: dict[tuple[str, int], tuple[str, str]] = {}
+
+
+def shipped() -> list[tuple[str, int]]:
+    return sorted(SHIPPED)
+
+
+def load(name: str, quality: int) -> models.CompressionModel:
+    """The shipped model ``name`` at ``quality``, in eval mode with its coder tables."""
+    try:
+        arch, filename = SHIPPED[(name, int(quality))]
+    except KeyError:
+        have = ", ".join(f"{n} q{q}" for n, q in shipped()) or "none yet"
+        raise ValueError(f"no shipped weights for {name} quality {quality} (shipped: {have}); "
+                         "pass a checkpoint instead (--checkpoint PATH)") from None
+    state = torch.load(WEIGHTS_DIR / filename, map_location="cpu", weights_only=True)
+    net = models.from_state_dict(arch, state).eval()
+    net.update()
+    return net

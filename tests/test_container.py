@@ -1,0 +1,110 @@
+"""The .rfm container and the compress / decompress commands: exact round trips to the
+model's own reconstruction, and clear errors for damaged, truncated or foreign files."""
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("PIL")
+
+from ransform import cli, codec, models  # noqa: E402
+from ransform.container import CompressedImage, ContainerError, pack, unpack  # noqa: E402
+from ransform.image import pad  # noqa: E402
+
+
+def item(**kw):
+    base = dict(model="mbt2018-mean", quality=3, weights=bytes(range(8)), height=70, width=45,
+                padding=(9, 10, 29, 29), latent_shape=(2, 1), streams=[b"abc", b"", bytes(300)])
+    base.update(kw)
+    return CompressedImage(**base)
+
+
+def test_pack_unpack_round_trip():
+    assert unpack(pack(item())) == item()
+    assert unpack(pack(item(model="x" * 255, quality=0, height=2**40))) == item(model="x" * 255, quality=0,
+                                                                               height=2**40)
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda d: b"PNG" + d[3:], "wrong magic"),
+    (lambda d: d[:4] + bytes([9]) + d[5:], "unsupported .rfm version 9"),
+    (lambda d: d[:-1], "checksum mismatch"),
+    (lambda d: d[:20], "checksum mismatch"),
+    (lambda d: d[:6], "truncated"),
+    (lambda d: d[:40] + bytes([d[40] ^ 1]) + d[41:], "checksum mismatch"),
+    (lambda d: b"", "wrong magic"),
+])
+def test_damaged_containers_raise(damage, message):
+    with pytest.raises(ContainerError, match=message):
+        unpack(damage(pack(item())))
+
+
+def test_every_truncation_and_bit_flip_is_refused():
+    data = pack(item())
+    for n in range(len(data)):
+        with pytest.raises(ContainerError):
+            unpack(data[:n])
+    for i in range(len(data)):
+        for bit in (0, 3, 7):
+            flipped = bytearray(data)
+            flipped[i] ^= 1 << bit
+            with pytest.raises(ContainerError):
+                unpack(bytes(flipped))
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A small random-weight model saved the way `ransform train` saves it."""
+    torch.manual_seed(0)
+    net = models.MeanScaleHyperprior(16, 24)
+    with torch.no_grad():
+        net.g_a[-1].weight.mul_(8)
+    path = tmp_path_factory.mktemp("ckpt") / "model.pth.tar"
+    torch.save({"model": "mbt2018-mean", "quality": 2, "state_dict": net.state_dict()}, path)
+    return path
+
+
+def test_codec_round_trip_equals_forward(checkpoint):
+    model = codec.load_model(checkpoint=str(checkpoint))
+    assert (model.name, model.quality) == ("mbt2018-mean", 2)
+    x = torch.rand(3, 70, 45)
+    data = codec.compress(model, x)
+    x_hat = codec.decompress(model, data)
+    padded, padding = pad(x[None], 64)
+    with torch.no_grad():
+        expected = model.net(padded)["x_hat"].clamp(0, 1)[..., padding[2]:padding[2] + 70, padding[0]:padding[0] + 45]
+    assert x_hat.shape == (3, 70, 45)
+    assert torch.equal(x_hat, expected[0])
+
+
+def test_other_weights_are_refused(checkpoint, tmp_path):
+    model = codec.load_model(checkpoint=str(checkpoint))
+    data = codec.compress(model, torch.rand(3, 64, 64))
+    torch.manual_seed(1)
+    other = tmp_path / "other.pth.tar"
+    torch.save({"model": "mbt2018-mean", "quality": 2, "state_dict": models.MeanScaleHyperprior(16, 24).state_dict()},
+               other)
+    with pytest.raises(ContainerError, match="other weights"):
+        codec.decompress(codec.load_model(checkpoint=str(other)), data)
+
+
+def test_cli_compress_decompress(checkpoint, tmp_path, capsys):
+    x = torch.rand(3, 50, 70)
+    src = tmp_path / "in.png"
+    codec.write_image(x, src)
+    rfm, png = tmp_path / "in.rfm", tmp_path / "out.png"
+    assert cli.main(["compress", str(src), "-o", str(rfm), "--checkpoint", str(checkpoint)]) == 0
+    assert "bpp" in capsys.readouterr().out
+    assert cli.main(["decompress", str(rfm), "-o", str(png), "--checkpoint", str(checkpoint),
+                     "--original", str(src)]) == 0
+    out = capsys.readouterr().out
+    assert "PSNR" in out and "70x50" in out
+    model = codec.load_model(checkpoint=str(checkpoint))
+    expected = codec.to_uint8(codec.decompress(model, rfm.read_bytes()))
+    assert torch.equal(codec.to_uint8(codec.read_image(png)), expected)
+    # A damaged file: one clear line, exit status 2, no traceback.
+    rfm.write_bytes(rfm.read_bytes()[:-10])
+    assert cli.main(["decompress", str(rfm), "--checkpoint", str(checkpoint)]) == 2
+    assert "checksum mismatch" in capsys.readouterr().err
+    assert cli.main(["compress", str(tmp_path / "missing.png"), "--checkpoint", str(checkpoint)]) == 2
+    assert "cannot read image" in capsys.readouterr().err
+    assert cli.main(["compress", str(src), "--model", "mbt2018-mean", "--quality", "3"]) == 2
+    assert "no shipped weights" in capsys.readouterr().err
