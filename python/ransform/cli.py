@@ -132,6 +132,84 @@ def decompress_cmd(args) -> int:
     return 0
 
 
+def _write_json(data, path) -> None:
+    import json
+
+    with open(path, "w") as f:
+        json.dump(data, f, indent=2)
+    print(f"wrote {path}")
+
+
+def _print_summary(summary) -> None:
+    r = summary["results"]
+    print(f"{summary['name']}:")
+    print(f"  {'quality':>8}{'bpp':>9}{'PSNR dB':>9}{'MS-SSIM':>9}{'enc s':>8}{'dec s':>8}")
+    for i, q in enumerate(r["quality"]):
+        print(f"  {q:>8}{r['bpp'][i]:>9.4f}{r['psnr-rgb'][i]:>9.2f}{r['ms-ssim-rgb'][i]:>9.4f}"
+              f"{r['encoding_time'][i]:>8.3f}{r['decoding_time'][i]:>8.3f}")
+
+
+def eval_cmd(args) -> int:
+    from ransform import codec, evaluation
+    from ransform.training import image_files
+
+    files = image_files(args.directory)
+    qualities = [int(q) for q in args.quality.split(",")] if args.quality else []
+    checkpoints = args.checkpoint.split(",") if args.checkpoint else []
+    if checkpoints and qualities and len(checkpoints) != len(qualities):
+        raise ValueError(f"{len(checkpoints)} checkpoints for {len(qualities)} qualities")
+    runs = []
+    for i in range(max(len(checkpoints), len(qualities))):
+        model = codec.load_model(args.model, qualities[i] if qualities else None,
+                                 checkpoints[i] if checkpoints else None)
+        runs.append(model)
+    if not runs:
+        raise ValueError("give --quality (shipped weights) and/or --checkpoint")
+    per_quality = {}
+    for i, model in enumerate(runs):
+        per_quality[model.quality or i + 1] = evaluation.evaluate_model(model, files, progress=not args.quiet)
+    name = args.name or f"ransform {runs[0].name}"
+    summary = evaluation.summarize(name, f"ransform {ransform.__version__}, .rfm files, {len(files)} images "
+                                   f"from {args.directory}", per_quality, args.per_image)
+    _print_summary(summary)
+    if args.output:
+        _write_json(summary, args.output)
+    return 0
+
+
+def bench_codecs_cmd(args) -> int:
+    import os
+
+    from ransform import evaluation
+    from ransform.training import image_files
+
+    files = image_files(args.directory)
+    codecs = args.codecs.split(",") if args.codecs else evaluation.available_codecs()
+    os.makedirs(args.output_dir, exist_ok=True)
+    for name in codecs:
+        per_quality = {q: evaluation.evaluate_codec(name, q, files, progress=not args.quiet)
+                       for q in evaluation.CODEC_QUALITIES[name]}
+        from PIL import __version__ as pillow_version
+        summary = evaluation.summarize(name.upper() if name != "jpeg2000" else "JPEG 2000",
+                                       f"Pillow {pillow_version} defaults, {len(files)} images from {args.directory}",
+                                       per_quality, args.per_image)
+        _print_summary(summary)
+        _write_json(summary, os.path.join(args.output_dir, f"{name}.json"))
+    return 0
+
+
+def plot_cmd(args) -> int:
+    from ransform import rdplot
+
+    results = [rdplot.load_results(p) for p in args.results]
+    metric = "psnr-rgb" if args.metric == "psnr" else "ms-ssim-rgb"
+    rdplot.plot(results, args.output, metric, args.title)
+    print(f"wrote {args.output}")
+    if len(results) > 1:
+        print(rdplot.bd_table(results, metric))
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="ransform", description=ransform.__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"ransform {ransform.__version__}")
@@ -155,6 +233,34 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint", help="checkpoint the file was written with (when it is not a shipped model)")
     p.add_argument("--original", help="original image: print the PSNR against it")
     p.set_defaults(run=decompress_cmd)
+
+    p = sub.add_parser("eval", help="rate-distortion of a model on an image folder (JSON, CompressAI's schema)",
+                       description="Compress and decompress every image through real .rfm files; report bpp (file "
+                       "bytes), PSNR and MS-SSIM on 8-bit RGB, and times, averaged per quality.")
+    p.add_argument("directory", help="folder of images, e.g. ../shared/data/kodak")
+    p.add_argument("--model", help="registry name (shipped weights, or the kind of CompressAI checkpoints)")
+    p.add_argument("--quality", help="qualities, comma separated (e.g. 1,2,3)")
+    p.add_argument("--checkpoint", help="checkpoints, comma separated, one per quality")
+    p.add_argument("--name", help="curve name in the JSON (default: ransform MODEL)")
+    p.add_argument("--per-image", action="store_true", help="also store every image's numbers")
+    p.add_argument("-o", "--output", help="write the results JSON here")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=eval_cmd)
+
+    p = sub.add_parser("bench-codecs", help="JPEG, WebP, JPEG 2000 (and AVIF) through Pillow, same JSON schema")
+    p.add_argument("directory", help="folder of images")
+    p.add_argument("--codecs", help="comma separated subset of jpeg,webp,jpeg2000,avif (default: all Pillow has)")
+    p.add_argument("-o", "--output-dir", default="results", help="one JSON per codec (default: results/)")
+    p.add_argument("--per-image", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(run=bench_codecs_cmd)
+
+    p = sub.add_parser("plot", help="RD curves of results JSON files, and BD-rate / BD-PSNR against the first")
+    p.add_argument("results", nargs="+", help="results JSON files; the first is the BD anchor")
+    p.add_argument("-o", "--output", default="rd.png")
+    p.add_argument("--metric", choices=["psnr", "ms-ssim"], default="psnr")
+    p.add_argument("--title")
+    p.set_defaults(run=plot_cmd)
 
     p = sub.add_parser("train", help="train a model on an image folder (random crops; resumes from --out)",
                        description="Train a model with the rate-distortion loss. Resumes from OUT/checkpoint.pth.tar "

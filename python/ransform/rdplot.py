@@ -1,0 +1,101 @@
+"""Rate-distortion curves: Bjøntegaard deltas (BD-rate, BD-PSNR) and RD plots of results
+files in CompressAI's schema (see :mod:`ransform.evaluation`)."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+
+def load_results(path) -> dict:
+    with open(path) as f:
+        data = json.load(f)
+    if not isinstance(data, dict) or "results" not in data or "bpp" not in data["results"]:
+        raise ValueError(f"{path}: not a results file (expected {{'name', 'results': {{'bpp', ...}}}})")
+    data.setdefault("name", str(path))
+    return data
+
+
+def quality_db(results: dict, metric: str) -> np.ndarray:
+    """PSNR as is; MS-SSIM as -10 log10(1 - MS-SSIM) dB, the usual way to plot it."""
+    values = np.asarray(results[metric], dtype=np.float64)
+    return -10 * np.log10(1 - values) if metric == "ms-ssim-rgb" else values
+
+
+def _fit_integral(x, y, lo, hi) -> float:
+    """Mean over [lo, hi] of the polynomial through (x, y) (cubic with 4+ points, as
+    Bjøntegaard's method; lower degrees with fewer points)."""
+    degree = min(3, len(x) - 1)
+    poly = np.polyint(np.polyfit(x, y, degree))
+    return (np.polyval(poly, hi) - np.polyval(poly, lo)) / (hi - lo)
+
+
+def _curve(results: dict, metric: str):
+    rate = np.asarray(results["results"]["bpp"], dtype=np.float64)
+    quality = quality_db(results["results"], metric)
+    keep = np.isfinite(rate) & np.isfinite(quality) & (rate > 0)
+    if keep.sum() < 2:
+        raise ValueError(f"{results['name']}: BD needs at least 2 points, got {int(keep.sum())}")
+    order = np.argsort(rate[keep])
+    return np.log(rate[keep][order]), quality[keep][order]
+
+
+def bd_rate(anchor: dict, test: dict, metric: str = "psnr-rgb") -> float:
+    """Average rate difference (%) of ``test`` against ``anchor`` at equal quality, over the
+    quality range both cover (negative: test needs fewer bits)."""
+    la, qa = _curve(anchor, metric)
+    lt, qt = _curve(test, metric)
+    lo, hi = max(qa.min(), qt.min()), min(qa.max(), qt.max())
+    if hi <= lo:
+        return math.nan
+    return (math.exp(_fit_integral(qt, lt, lo, hi) - _fit_integral(qa, la, lo, hi)) - 1) * 100
+
+
+def bd_quality(anchor: dict, test: dict, metric: str = "psnr-rgb") -> float:
+    """Average quality difference (dB) of ``test`` against ``anchor`` at equal rate, over the
+    rate range both cover (BD-PSNR for metric="psnr-rgb")."""
+    la, qa = _curve(anchor, metric)
+    lt, qt = _curve(test, metric)
+    lo, hi = max(la.min(), lt.min()), min(la.max(), lt.max())
+    if hi <= lo:
+        return math.nan
+    return _fit_integral(lt, qt, lo, hi) - _fit_integral(la, qa, lo, hi)
+
+
+def bd_table(results: list[dict], metric: str = "psnr-rgb") -> str:
+    """A text table of every curve against the first."""
+    anchor = results[0]
+    unit = "BD-PSNR dB" if metric == "psnr-rgb" else "BD-MS-SSIM dB"
+    lines = [f"anchor: {anchor['name']}", f"{'curve':<36}{'BD-rate %':>12}{unit:>16}"]
+    for r in results[1:]:
+        try:
+            rate, quality = f"{bd_rate(anchor, r, metric):.2f}", f"{bd_quality(anchor, r, metric):.3f}"
+        except ValueError as exc:  # too few points: say so in the row, keep the others
+            rate, quality = "n/a", str(exc).split(": ", 1)[-1]
+        lines.append(f"{r['name']:<36}{rate:>12}{quality:>16}")
+    return "\n".join(lines)
+
+
+def plot(results: list[dict], path, metric: str = "psnr-rgb", title: str | None = None):
+    """Writes the RD curves (bpp against PSNR or MS-SSIM in dB) to an image file."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ValueError("plotting needs matplotlib: pip install matplotlib") from None
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
+    for r in results:
+        rate = np.asarray(r["results"]["bpp"])
+        order = np.argsort(rate)
+        ax.plot(rate[order], quality_db(r["results"], metric)[order], marker="o", markersize=3, label=r["name"])
+    ax.set_xlabel("bits per pixel")
+    ax.set_ylabel("PSNR (dB)" if metric == "psnr-rgb" else "MS-SSIM (dB)")
+    ax.set_title(title or ("Rate-distortion" + (f" ({len(results)} curves)" if len(results) > 1 else "")))
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
