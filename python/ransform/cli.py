@@ -210,6 +210,42 @@ def plot_cmd(args) -> int:
     return 0
 
 
+def bitmap_cmd(args) -> int:
+    from ransform import codec
+    from ransform.bitmaps import bitmap, plot_bitmap
+
+    model = codec.load_model(args.model, args.quality, args.checkpoint)
+    x = codec.read_image(args.image)
+    bm = bitmap(model.net, x)
+    plot_bitmap(bm, args.output, image=x, log=args.log)
+    parts = ", ".join(f"{k}: {v / 8:.0f} B" for k, v in bm.bits_by_latent.items())
+    print(f"{args.output}: {bm.total_bits / 8:.0f} bytes estimated ({parts}), {bm.bpp:.4f} bpp")
+    return 0
+
+
+def convert_cmd(args) -> int:
+    import hashlib
+    import os
+
+    import torch
+
+    from ransform import codec
+
+    model = codec.load_model(args.model, None, args.checkpoint)
+    state = {"model": model.name, "quality": model.quality, "state_dict": model.net.state_dict()}
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    tmp = args.output + ".tmp"
+    torch.save(state, tmp)
+    with open(tmp, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:8]
+    stem, dot, suffix = os.path.basename(args.output).partition(".")
+    final = os.path.join(os.path.dirname(args.output), f"{stem}-{digest}{dot}{suffix}")
+    os.replace(tmp, final)
+    print(f"{final}: {model.name} quality {model.quality}, coder tables filled, weights fingerprint "
+          f"{model.fingerprint.hex()}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="ransform", description=ransform.__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"ransform {ransform.__version__}")
@@ -261,6 +297,24 @@ def main(argv=None) -> int:
     p.add_argument("--metric", choices=["psnr", "ms-ssim"], default="psnr")
     p.add_argument("--title")
     p.set_defaults(run=plot_cmd)
+
+    p = sub.add_parser("bitmap", help="per-pixel bit heat map of an image next to the image (PNG)",
+                       description="Where the bits go: -log2 p of every latent element under the model, summed over "
+                       "channels and spread over the pixels each latent cell covers (totals preserved).")
+    p.add_argument("image")
+    p.add_argument("-o", "--output", default="bitmap.png")
+    _model_args(p, "checkpoint file (ransform training checkpoint, or CompressAI's with --model)")
+    p.add_argument("--log", action="store_true", help="logarithmic colour scale")
+    p.set_defaults(run=bitmap_cmd)
+
+    p = sub.add_parser("convert", help="a CompressAI or ransform training checkpoint -> a ransform checkpoint",
+                       description="Loads the checkpoint (CompressAI's key spellings, wrappers and prefixes accepted), "
+                       "builds the coder tables and writes {model, quality, state_dict} with the first 8 hex digits "
+                       "of its SHA-256 in the file name (OUT.pth.tar -> OUT-1a2b3c4d.pth.tar).")
+    p.add_argument("checkpoint")
+    p.add_argument("-o", "--output", required=True, help="output path; the hash is added before the suffix")
+    p.add_argument("--model", help="registry name (required for CompressAI checkpoints)")
+    p.set_defaults(run=convert_cmd)
 
     p = sub.add_parser("train", help="train a model on an image folder (random crops; resumes from --out)",
                        description="Train a model with the rate-distortion loss. Resumes from OUT/checkpoint.pth.tar "

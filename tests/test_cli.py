@@ -1,0 +1,38 @@
+"""ransform bitmap and convert."""
+import pathlib
+
+import pytest
+
+torch = pytest.importorskip("torch")
+Image = pytest.importorskip("PIL.Image")
+
+from ransform import cli, codec  # noqa: E402
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "compressai"
+
+
+def test_convert_compressai_checkpoint(tmp_path, capsys):
+    assert cli.main(["convert", str(FIXTURES / "mbt2018-mean.pt"), "-o", str(tmp_path / "out" / "m.pth.tar"),
+                     "--model", "mbt2018-mean"]) == 0
+    written = list((tmp_path / "out").glob("m-*.pth.tar"))
+    assert len(written) == 1 and len(written[0].name) == len("m-12345678.pth.tar")
+    state = torch.load(written[0], weights_only=False)
+    assert state["model"] == "mbt2018-mean" and state["state_dict"]["gaussian_conditional.scale_table"].numel() > 0
+    # The converted file codes exactly like the original checkpoint.
+    original = codec.load_model("mbt2018-mean", None, str(FIXTURES / "mbt2018-mean.pt"))
+    converted = codec.load_model(checkpoint=str(written[0]))
+    assert converted.fingerprint == original.fingerprint
+    x = torch.rand(3, 64, 64)
+    assert codec.compress(converted, x) == codec.compress(original, x)
+    assert cli.main(["convert", str(FIXTURES / "mbt2018-mean.pt"), "-o", str(tmp_path / "x.pth")]) == 2
+    assert "--model" in capsys.readouterr().err
+
+
+def test_bitmap_command(tmp_path, capsys):
+    src = tmp_path / "in.png"
+    codec.write_image(torch.rand(3, 70, 90), src)
+    out = tmp_path / "map.png"
+    assert cli.main(["bitmap", str(src), "-o", str(out), "--checkpoint", str(FIXTURES / "mbt2018-mean.pt"),
+                     "--model", "mbt2018-mean"]) == 0
+    assert "bpp" in capsys.readouterr().out
+    assert Image.open(out).size[0] > 2 * 90
