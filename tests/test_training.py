@@ -63,6 +63,18 @@ def test_one_epoch_then_resume(folder, tmp_path):
     assert torch.equal(net.decompress(c["strings"], c["shape"])["x_hat"], net(x)["x_hat"].clamp(0, 1))
 
 
+def test_init_from_another_run(folder, tmp_path):
+    first = train(config(folder, tmp_path / "a"))
+    logs = []
+    train(config(folder, tmp_path / "b", quality=2, init=str(first)), log=logs.append)
+    assert any("initialised from" in line for line in logs)
+    a = torch.load(first, weights_only=False)["state_dict"]
+    b = torch.load(tmp_path / "b" / "checkpoint.pth.tar", weights_only=False)["state_dict"]
+    # One epoch of training moved the weights, but from the first run's, not from scratch.
+    assert not torch.equal(a["g_a.0.weight"], b["g_a.0.weight"])
+    assert torch.allclose(a["g_a.0.weight"], b["g_a.0.weight"], atol=0.05)
+
+
 def test_bad_data_is_reported(tmp_path, folder):
     with pytest.raises(FileNotFoundError, match="no images"):
         train(config(tmp_path, tmp_path / "out"))

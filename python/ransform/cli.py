@@ -72,7 +72,7 @@ def train(args) -> int:
                       lmbda=args.lmbda, sizes=_sizes(args.channels) if args.channels else {}, epochs=args.epochs,
                       batch_size=args.batch_size, patch=args.patch, crops_per_image=args.crops_per_image,
                       lr=args.lr, aux_lr=args.aux_lr, clip=args.clip, patience=args.patience, device=args.device,
-                      threads=args.threads, seed=args.seed, workers=args.workers)
+                      threads=args.threads, seed=args.seed, workers=args.workers, init=args.init)
     best = run_training(cfg)
     print(f"best checkpoint: {best}")
     return 0
@@ -413,6 +413,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--workers", type=int, default=0, help="data loader workers")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", help="start from this checkpoint's weights (e.g. a run of another quality)")
     p.set_defaults(run=train)
     args = parser.parse_args(argv)
     try:

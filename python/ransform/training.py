@@ -97,6 +97,7 @@ class TrainConfig:
     threads: int = 0                     # torch CPU threads (0: torch's default)
     seed: int = 0
     workers: int = 0
+    init: str | None = None              # start from these weights (e.g. another quality's run)
 
 
 def _distributed() -> tuple[int, int]:
@@ -165,6 +166,10 @@ def train(cfg: TrainConfig, log=print) -> Path:
         start_epoch, best = state["epoch"] + 1, state["best_loss"]
         if rank == 0:
             log(f"resumed from {last_path} at epoch {start_epoch}")
+    elif cfg.init:
+        net.load_state_dict(torch.load(cfg.init, map_location=device, weights_only=False))
+        if rank == 0:
+            log(f"weights initialised from {cfg.init}")
     if world > 1:
         # The quantiles learn only from the aux loss, outside DDP's forward: DDP must not
         # track them (their gradients are averaged by hand below).
