@@ -75,6 +75,13 @@ def test_init_from_another_run(folder, tmp_path):
     assert torch.allclose(a["g_a.0.weight"], b["g_a.0.weight"], atol=0.05)
 
 
+def test_time_budget_stops_and_resumes(folder, tmp_path):
+    logs = []
+    train(config(folder, tmp_path, epochs=50, max_minutes=1e-6), log=logs.append)
+    assert any("stopping after" in line for line in logs)
+    assert torch.load(tmp_path / "checkpoint.pth.tar", weights_only=False)["epoch"] == 0
+
+
 def test_bad_data_is_reported(tmp_path, folder):
     with pytest.raises(FileNotFoundError, match="no images"):
         train(config(tmp_path, tmp_path / "out"))

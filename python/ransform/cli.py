@@ -72,7 +72,8 @@ def train(args) -> int:
                       lmbda=args.lmbda, sizes=_sizes(args.channels) if args.channels else {}, epochs=args.epochs,
                       batch_size=args.batch_size, patch=args.patch, crops_per_image=args.crops_per_image,
                       lr=args.lr, aux_lr=args.aux_lr, clip=args.clip, patience=args.patience, device=args.device,
-                      threads=args.threads, seed=args.seed, workers=args.workers, init=args.init)
+                      threads=args.threads, seed=args.seed, workers=args.workers, init=args.init,
+                      max_minutes=args.max_minutes)
     best = run_training(cfg)
     print(f"best checkpoint: {best}")
     return 0
@@ -414,6 +415,8 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=0, help="data loader workers")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", help="start from this checkpoint's weights (e.g. a run of another quality)")
+    p.add_argument("--max-minutes", type=float, default=0,
+                   help="stop at the first epoch end after this many minutes (resume by rerunning)")
     p.set_defaults(run=train)
     args = parser.parse_args(argv)
     try:

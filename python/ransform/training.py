@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -98,6 +99,7 @@ class TrainConfig:
     seed: int = 0
     workers: int = 0
     init: str | None = None              # start from these weights (e.g. another quality's run)
+    max_minutes: float = 0.0             # stop (with a checkpoint) after this long; 0: no limit
 
 
 def _distributed() -> tuple[int, int]:
@@ -181,6 +183,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
             f"lambda={lmbda:g} ({cfg.metric}); {len(train_files)} training images x {cfg.crops_per_image} crops of "
             f"{cfg.patch}px, {len(val_files)} validation images; {world} process(es) on {device}")
 
+    deadline = time.monotonic() + 60 * cfg.max_minutes if cfg.max_minutes > 0 else math.inf
     for epoch in range(start_epoch, cfg.epochs):
         if sampler is not None:
             sampler.set_epoch(epoch)
@@ -217,6 +220,11 @@ def train(cfg: TrainConfig, log=print) -> Path:
             if val["loss"] < best:
                 torch.save(state, best_path)
         best = min(best, val["loss"])
+        if time.monotonic() >= deadline and epoch + 1 < cfg.epochs:  # every rank sees the same epoch count
+            if rank == 0:
+                log(f"stopping after {cfg.max_minutes:g} minutes; rerun the same command to resume at epoch "
+                    f"{epoch + 1}")
+            break
     if world > 1:
         dist.barrier()
     return best_path
