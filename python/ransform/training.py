@@ -220,7 +220,10 @@ def train(cfg: TrainConfig, log=print) -> Path:
             if val["loss"] < best:
                 torch.save(state, best_path)
         best = min(best, val["loss"])
-        if time.monotonic() >= deadline and epoch + 1 < cfg.epochs:  # every rank sees the same epoch count
+        stop = torch.tensor([time.monotonic() >= deadline], dtype=torch.int32)
+        if world > 1:  # rank 0's clock decides, so every rank leaves after the same epoch
+            dist.broadcast(stop, 0)
+        if stop.item() and epoch + 1 < cfg.epochs:
             if rank == 0:
                 log(f"stopping after {cfg.max_minutes:g} minutes; rerun the same command to resume at epoch "
                     f"{epoch + 1}")
