@@ -220,7 +220,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
             if val["loss"] < best:
                 torch.save(state, best_path)
         best = min(best, val["loss"])
-        stop = torch.tensor([time.monotonic() >= deadline], dtype=torch.int32)
+        stop = torch.tensor([time.monotonic() >= deadline], dtype=torch.int32, device=device)  # nccl: on the GPU
         if world > 1:  # rank 0's clock decides, so every rank leaves after the same epoch
             dist.broadcast(stop, 0)
         if stop.item() and epoch + 1 < cfg.epochs:
