@@ -21,7 +21,7 @@ from ransform.tables import (
 __version__ = "0.1.0"
 
 # The torch-based parts load on first use, so the coder works without torch installed.
-_LAZY = {"bitmap": "ransform.bitmaps", "plot_bitmap": "ransform.bitmaps"}
+_LAZY = {"bitmap": "ransform.bitmaps", "plot_bitmap": "ransform.bitmaps", "backend": "ransform.fused"}
 
 
 def __getattr__(name):
@@ -34,6 +34,6 @@ def __getattr__(name):
 
 __all__ = [
     "CategoricalTable", "Decoder", "Encoder", "GaussianTable", "LaplaceTable", "LogisticTable",
-    "ScaleTable", "StreamError", "Table", "bitmap", "decode", "default_scales", "encode", "ideal_bits",
+    "ScaleTable", "StreamError", "Table", "backend", "bitmap", "decode", "default_scales", "encode", "ideal_bits",
     "plot_bitmap",
 ]

@@ -2,29 +2,14 @@
 hyperprior or a context model; coded with a :class:`ransform.ScaleTable`."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
 from ransform.coder import decode, encode
 from ransform.entropy_models.base import EntropyModel, as_host_array
+from ransform.fused import FAMILIES, backend, conditional_likelihood, upper_tail
 from ransform.ops import lower_bound
 from ransform.tables import ScaleTable, default_scales
-
-
-def _gaussian_upper_tail(x: torch.Tensor) -> torch.Tensor:
-    return 0.5 * torch.erfc(x * (1 / math.sqrt(2)))
-
-
-def _laplace_upper_tail(x: torch.Tensor) -> torch.Tensor:
-    # P(X > x) for the unit Laplace; x may be negative (the bin around 0).
-    e = 0.5 * torch.exp(-torch.abs(x))
-    return torch.where(x >= 0, e, 1 - e)
-
-
-def _logistic_upper_tail(x: torch.Tensor) -> torch.Tensor:
-    return torch.sigmoid(-x)
 
 
 class GaussianConditional(EntropyModel):
@@ -46,7 +31,6 @@ class GaussianConditional(EntropyModel):
 
     family = "gaussian"
     dynamic_buffers = ("scale_table",)
-    _upper_tail = staticmethod(_gaussian_upper_tail)
 
     def __init__(self, scale_table=None, scale_bound: float = 0.11, tail_mass: float = 1e-9, **kwargs):
         super().__init__(**kwargs)
@@ -67,12 +51,17 @@ class GaussianConditional(EntropyModel):
         """P(v - 1/2 < X <= v + 1/2), without the likelihood bound."""
         centred = torch.abs(values if means is None else values - means)
         s = lower_bound(scales, self.scale_bound)
-        return self._upper_tail((centred - 0.5) / s) - self._upper_tail((centred + 0.5) / s)
+        family = FAMILIES[self.family]
+        return upper_tail(family, (centred - 0.5) / s) - upper_tail(family, (centred + 0.5) / s)
 
     def forward(self, x: torch.Tensor, scales: torch.Tensor, means: torch.Tensor | None = None,
                 training: bool | None = None):
         """(quantized x, likelihoods): noise in training, rounding around the means in eval."""
         outputs = self.quantize(x, self._mode(training), means)
+        same_shape = scales.shape == outputs.shape and (means is None or means.shape == outputs.shape)
+        if outputs.is_cuda and same_shape and backend() == "cuda":  # one fused kernel each way
+            return outputs, conditional_likelihood(outputs, scales, means, self.family, self.scale_bound,
+                                                   self.likelihood_bound)
         return outputs, self.bound_likelihood(self.likelihood(outputs, scales, means))
 
     def standardized(self, y: torch.Tensor, scales: torch.Tensor, means: torch.Tensor | None = None) -> torch.Tensor:
@@ -134,11 +123,9 @@ class LaplaceConditional(GaussianConditional):
     """Discretized Laplace (scale = diversity b); see :class:`GaussianConditional`."""
 
     family = "laplace"
-    _upper_tail = staticmethod(_laplace_upper_tail)
 
 
 class LogisticConditional(GaussianConditional):
     """Discretized logistic (CDF sigmoid(x / scale)); see :class:`GaussianConditional`."""
 
     family = "logistic"
-    _upper_tail = staticmethod(_logistic_upper_tail)

@@ -1,0 +1,83 @@
+// ransform._cuda: launchers for the CUDA kernels. Torch-agnostic: the Python side
+// (ransform/fused.py) validates tensors and passes raw device pointers, sizes and the
+// current CUDA stream handle; nothing here touches libtorch.
+#include <pybind11/pybind11.h>
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "cuda/likelihood.cuh"
+
+namespace py = pybind11;
+using ransform::cuda::ConditionalArgs;
+
+namespace {
+
+template <class T>
+T* ptr(std::uintptr_t p) {
+  return reinterpret_cast<T*>(p);
+}
+
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
+}
+
+int device_count() {
+  int n = 0;
+  // Without a driver or a GPU this reports an error: that is simply "no device".
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+ConditionalArgs args(std::uintptr_t values, std::uintptr_t scales, std::uintptr_t means, int64_t n, int family,
+                     float scale_bound, float likelihood_bound) {
+  if (n < 0) throw py::value_error("n must be >= 0");
+  if (family < 0 || family > 2) throw py::value_error("family must be 0 (gaussian), 1 (laplace) or 2 (logistic)");
+  if (!(scale_bound > 0.f)) throw py::value_error("scale_bound must be positive");
+  return ConditionalArgs{ptr<const float>(values), ptr<const float>(scales), ptr<const float>(means), n, family,
+                         scale_bound, likelihood_bound};
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_cuda, m) {
+  m.doc() = "CUDA kernels of ransform (fused likelihoods); takes device pointers from ransform.fused";
+  m.def("device_count", &device_count, "Number of CUDA devices (0 without a driver or GPU)");
+  m.def(
+      "conditional_likelihood_forward",
+      [](std::uintptr_t values, std::uintptr_t scales, std::uintptr_t means, int64_t n, int family, float scale_bound,
+         float likelihood_bound, std::uintptr_t likelihood, std::uintptr_t bits, std::uintptr_t stream) {
+        const ConditionalArgs a = args(values, scales, means, n, family, scale_bound, likelihood_bound);
+        {
+          py::gil_scoped_release release;
+          ransform::cuda::conditional_likelihood_forward(a, ptr<float>(likelihood), ptr<float>(bits),
+                                                         reinterpret_cast<cudaStream_t>(stream));
+        }
+        check(cudaGetLastError(), "conditional_likelihood_forward");
+      },
+      py::arg("values"), py::arg("scales"), py::arg("means"), py::arg("n"), py::arg("family"), py::arg("scale_bound"),
+      py::arg("likelihood_bound"), py::arg("likelihood"), py::arg("bits"), py::arg("stream"));
+  m.def(
+      "conditional_likelihood_backward",
+      [](std::uintptr_t values, std::uintptr_t scales, std::uintptr_t means, int64_t n, int family, float scale_bound,
+         float likelihood_bound, std::uintptr_t grad_likelihood, std::uintptr_t grad_values,
+         std::uintptr_t grad_scales, std::uintptr_t grad_means, std::uintptr_t stream) {
+        const ConditionalArgs a = args(values, scales, means, n, family, scale_bound, likelihood_bound);
+        {
+          py::gil_scoped_release release;
+          ransform::cuda::conditional_likelihood_backward(a, ptr<const float>(grad_likelihood), ptr<float>(grad_values),
+                                                          ptr<float>(grad_scales), ptr<float>(grad_means),
+                                                          reinterpret_cast<cudaStream_t>(stream));
+        }
+        check(cudaGetLastError(), "conditional_likelihood_backward");
+      },
+      py::arg("values"), py::arg("scales"), py::arg("means"), py::arg("n"), py::arg("family"), py::arg("scale_bound"),
+      py::arg("likelihood_bound"), py::arg("grad_likelihood"), py::arg("grad_values"), py::arg("grad_scales"),
+      py::arg("grad_means"), py::arg("stream"));
+}

@@ -1,0 +1,96 @@
+"""Fused likelihoods (ransform.fused): the explicit backward is the derivative (gradcheck),
+the bound rules equal the PyTorch path's, the CUDA module builds wherever nvcc is, and on a
+GPU the kernels agree with the reference (skipped without one)."""
+import shutil
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from ransform import fused  # noqa: E402
+from ransform.entropy_models import GaussianConditional, LaplaceConditional, LogisticConditional  # noqa: E402
+
+FAMILIES = ["gaussian", "laplace", "logistic"]
+MODELS = {"gaussian": GaussianConditional, "laplace": LaplaceConditional, "logistic": LogisticConditional}
+needs_gpu = pytest.mark.skipif(fused.backend() != "cuda", reason="no CUDA GPU (or ransform._cuda not built)")
+
+
+def inputs(n=64, seed=0, dtype=torch.float64, device="cpu"):
+    g = torch.Generator().manual_seed(seed)
+    scales = torch.exp(torch.empty(n, dtype=torch.float64).uniform_(-1.5, 2.5, generator=g))
+    means = torch.randn(n, generator=g, dtype=torch.float64)
+    values = means + scales * torch.randn(n, generator=g, dtype=torch.float64) * 1.5
+    return [t.to(device, dtype) for t in (values, scales, means)]
+
+
+def test_cuda_module_builds_where_nvcc_is():
+    if shutil.which("nvcc") is None:
+        pytest.skip("no nvcc on this machine")
+    assert fused.cuda_module_built()
+    assert fused._cuda.device_count() >= 0
+
+
+def test_backend_names_the_path():
+    import ransform
+
+    assert ransform.backend() == fused.backend() in ("cuda", "pytorch")
+    if not torch.cuda.is_available():
+        assert fused.backend() == "pytorch"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("with_means", [True, False])
+def test_gradcheck(family, with_means):
+    v, s, m = inputs()
+    s = s.clamp_min(0.2)  # bounds inactive: the true derivative is what is checked here
+    args = [t.requires_grad_(True) for t in (v, s, m)]
+    fn = lambda v, s, m: fused.conditional_likelihood(v, s, m if with_means else None, family, 0.11, 0)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, args, eps=1e-6, atol=1e-7, rtol=1e-4)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_forward_and_bound_rules_equal_the_entropy_model(family):
+    v, s, m = inputs(256, seed=1, dtype=torch.float32)
+    s[:40] = 0.01                # scale bound active
+    v[40:60] = m[40:60] + 40     # likelihood bound active
+    weights = torch.randn(256)   # both signs: blocked and passing gradients
+    grads = []
+    for path in ("fused", "model"):
+        a = [t.clone().requires_grad_(True) for t in (v, s, m)]
+        if path == "fused":
+            lik = fused.conditional_likelihood(*a, family=family)
+        else:
+            gc = MODELS[family]()
+            lik = gc.bound_likelihood(gc.likelihood(*a))
+        ((-torch.log2(lik)).sum() + (lik * weights).sum()).backward()
+        grads.append((lik.detach(), *[t.grad for t in a]))
+    for got, want in zip(*grads):
+        assert torch.allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_errors():
+    v, s, m = inputs(8)
+    with pytest.raises(ValueError, match="family"):
+        fused.conditional_likelihood(v, s, m, family="cauchy")
+    with pytest.raises(ValueError, match="same shape"):
+        fused.conditional_likelihood(v, s[:4], m)
+
+
+@needs_gpu
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_cuda_matches_reference(family, dtype):
+    v, s, m = inputs(100_003, seed=2, dtype=torch.float32)
+    s[:1000] = 0.01
+    v[1000:2000] += 60
+    weights = torch.randn(v.shape)
+    results = []
+    for device in ("cpu", "cuda"):
+        # The reference sees the same rounded inputs, computed in float32 like the kernels.
+        a = [t.to(dtype).to(device, torch.float32 if device == "cpu" else dtype).requires_grad_(True)
+             for t in (v, s, m)]
+        lik = fused.conditional_likelihood(*a, family=family)
+        ((-torch.log2(lik.float())).sum() + (lik.float() * weights.to(device)).sum()).backward()
+        results.append([lik.detach().float().cpu()] + [t.grad.float().cpu() for t in a])
+    for got, want in zip(results[1], results[0]):
+        assert torch.allclose(got, want, rtol=2e-3, atol=1e-5)
