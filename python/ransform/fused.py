@@ -14,6 +14,7 @@ PyTorch path).
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -26,8 +27,10 @@ except ImportError:  # built without nvcc
     _cuda = None
 
 
+@functools.lru_cache(maxsize=1)
 def backend() -> str:
-    """``"cuda"`` when CUDA tensors use the fused kernels, else ``"pytorch"``."""
+    """``"cuda"`` when CUDA tensors use the fused kernels, else ``"pytorch"``. Cached: asking
+    the CUDA runtime for devices without a driver takes milliseconds."""
     if _cuda is not None and _cuda.device_count() > 0 and torch.cuda.is_available():
         return "cuda"
     return "pytorch"
