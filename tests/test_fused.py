@@ -94,3 +94,36 @@ def test_cuda_matches_reference(family, dtype):
         results.append([lik.detach().float().cpu()] + [t.grad.float().cpu() for t in a])
     for got, want in zip(results[1], results[0]):
         assert torch.allclose(got, want, rtol=2e-3, atol=1e-5)
+
+
+def test_scale_index_cpu_path_equals_the_table():
+    import numpy as np
+
+    import ransform
+
+    table = ransform.GaussianTable()
+    scales = torch.cat([torch.from_numpy(table.thresholds), torch.exp(torch.empty(1000).uniform_(-4, 7)),
+                        torch.tensor([0.0, 1e-30, 3e38])])
+    rows = fused.scale_index(table, scales)
+    assert rows.dtype == torch.int32
+    assert np.array_equal(rows.numpy(), table.index(scales.numpy()))
+    with pytest.raises(ValueError):
+        fused.scale_index(table, torch.tensor([1.0, float("nan")]))
+
+
+@needs_gpu
+@pytest.mark.parametrize("family", FAMILIES)
+def test_gpu_rows_are_the_cpus(family):
+    import numpy as np
+
+    import ransform
+
+    table = ransform.ScaleTable(family=family)
+    t = torch.from_numpy(table.thresholds)
+    on_boundaries = torch.cat([t, torch.nextafter(t, torch.zeros_like(t)), torch.nextafter(t, t * 2)])
+    g = torch.Generator().manual_seed(0)
+    scales = torch.cat([on_boundaries, torch.exp(torch.empty(10_000_000).uniform_(-5, 7, generator=g))])
+    gpu = fused.scale_index(table, scales.cuda()).cpu().numpy()
+    assert np.array_equal(gpu, table.index(scales.numpy()))
+    with pytest.raises(ValueError):
+        fused.scale_index(table, torch.tensor([1.0, -1.0]).cuda())

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "cuda/likelihood.cuh"
+#include "cuda/scale_index.cuh"
 
 namespace py = pybind11;
 using ransform::cuda::ConditionalArgs;
@@ -80,4 +81,18 @@ PYBIND11_MODULE(_cuda, m) {
       py::arg("values"), py::arg("scales"), py::arg("means"), py::arg("n"), py::arg("family"), py::arg("scale_bound"),
       py::arg("likelihood_bound"), py::arg("grad_likelihood"), py::arg("grad_values"), py::arg("grad_scales"),
       py::arg("grad_means"), py::arg("stream"));
+  m.def(
+      "scale_index",
+      [](std::uintptr_t scales, int64_t n, std::uintptr_t thresholds, int count, std::uintptr_t rows,
+         std::uintptr_t invalid, std::uintptr_t stream) {
+        if (n < 0 || count < 0) throw py::value_error("n and count must be >= 0");
+        {
+          py::gil_scoped_release release;
+          ransform::cuda::scale_index(ptr<const float>(scales), n, ptr<const float>(thresholds), count,
+                                      ptr<int32_t>(rows), ptr<int>(invalid), reinterpret_cast<cudaStream_t>(stream));
+        }
+        check(cudaGetLastError(), "scale_index");
+      },
+      py::arg("scales"), py::arg("n"), py::arg("thresholds"), py::arg("count"), py::arg("rows"), py::arg("invalid"),
+      py::arg("stream"));
 }

@@ -143,3 +143,31 @@ def conditional_likelihood(values, scales, means=None, family: str = "gaussian",
         raise ValueError(f"values, scales and means must be on one device, got {sorted(map(str, devices))}")
     return ConditionalLikelihood.apply(values, scales, means, FAMILIES[family], float(scale_bound),
                                        float(likelihood_bound))
+
+
+# --- scale -> table row on the GPU -------------------------------------------------------------
+_THRESHOLDS: dict = {}
+
+
+def _thresholds_on(table, device) -> torch.Tensor:
+    key = (id(table._native), str(device))
+    if key not in _THRESHOLDS:  # uploaded once per table and device
+        _THRESHOLDS[key] = torch.from_numpy(table.thresholds).to(device)
+    return _THRESHOLDS[key]
+
+
+def scale_index(table, scales: torch.Tensor) -> torch.Tensor:
+    """Rows of ``table`` (a :class:`ransform.ScaleTable`) for ``scales``, as int32 on the scales'
+    device: ``#{thresholds <= scale}``, the CPU's exact float32 comparisons, so GPU and CPU
+    rows are identical. Raises ValueError for NaN, infinite or negative scales."""
+    s = scales.detach().to(torch.float32).contiguous()
+    if s.is_cuda and backend() == "cuda":
+        thresholds = _thresholds_on(table, s.device)
+        rows = torch.empty(s.shape, dtype=torch.int32, device=s.device)
+        invalid = torch.zeros(1, dtype=torch.int32, device=s.device)
+        _cuda.scale_index(s.data_ptr(), s.numel(), thresholds.data_ptr(), thresholds.numel(), rows.data_ptr(),
+                          invalid.data_ptr(), torch.cuda.current_stream().cuda_stream)
+        if invalid.item():
+            raise ValueError("scales must be finite and >= 0 (got NaN, infinite or negative values)")
+        return rows
+    return torch.from_numpy(table.index(s.cpu().numpy())).to(s.device)

@@ -7,7 +7,7 @@ import torch
 
 from ransform.coder import decode, encode
 from ransform.entropy_models.base import EntropyModel, as_host_array
-from ransform.fused import FAMILIES, backend, conditional_likelihood, upper_tail
+from ransform.fused import FAMILIES, backend, conditional_likelihood, scale_index, upper_tail
 from ransform.ops import lower_bound
 from ransform.tables import ScaleTable, default_scales
 
@@ -95,8 +95,10 @@ class GaussianConditional(EntropyModel):
     def build_indexes(self, scales: torch.Tensor) -> np.ndarray:
         """Table row of every scale (int32, scale bound applied): a pure function of the
         float32 value, so encoder and decoder agree wherever the scales agree."""
-        s = as_host_array(torch.clamp_min(scales.detach().float(), self.scale_bound), torch.float32)
-        return self.table.index(s)
+        bounded = torch.clamp_min(scales.detach().float(), self.scale_bound)
+        if bounded.is_cuda:  # rows computed on the GPU; only the int32 rows travel
+            return as_host_array(scale_index(self.table, bounded), torch.int32)
+        return self.table.index(as_host_array(bounded, torch.float32))
 
     @torch.no_grad()
     def compress(self, x: torch.Tensor, scales: torch.Tensor, means: torch.Tensor | None = None) -> list[bytes]:
