@@ -424,6 +424,10 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError) as exc:  # bad input: one clear line, no traceback
         print(f"ransform {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except ImportError as exc:  # the coder alone installs without torch
+        print(f"ransform {args.command}: needs {exc.name or 'a missing package'}: "
+              "pip install 'ransform[torch]'", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
