@@ -36,3 +36,24 @@ def test_bitmap_command(tmp_path, capsys):
                      "--model", "mbt2018-mean"]) == 0
     assert "bpp" in capsys.readouterr().out
     assert Image.open(out).size[0] > 2 * 90
+
+
+def test_demo_runs_the_shipped_model(tmp_path, capsys):
+    assert cli.main(["demo", "--output-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "ransform:" in out and "JPEG" in out and "PSNR" in out
+    for name in ("coffee.rfm", "coffee-decoded.png", "coffee-bits.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    # The demo's file decodes with the shipped model named inside it.
+    assert cli.main(["decompress", str(tmp_path / "coffee.rfm"), "-o", str(tmp_path / "again.png")]) == 0
+    assert torch.equal(codec.read_image(tmp_path / "again.png"), codec.read_image(tmp_path / "coffee-decoded.png"))
+
+
+def test_zoo():
+    from ransform import zoo
+
+    assert ("mbt2018-mean-small", 1) in zoo.shipped()
+    net = zoo.load("mbt2018-mean-small", 1)
+    assert not net.training and net.gaussian_conditional.scale_table.numel() > 0
+    with pytest.raises(ValueError, match="no shipped weights"):
+        zoo.load("mbt2018-mean-small", 8)
