@@ -28,6 +28,18 @@ def test_convert_compressai_checkpoint(tmp_path, capsys):
     assert "--model" in capsys.readouterr().err
 
 
+def test_convert_half_keeps_buffers_exact(tmp_path):
+    assert cli.main(["convert", str(FIXTURES / "mbt2018-mean.pt"), "-o", str(tmp_path / "h.pth"),
+                     "--model", "mbt2018-mean", "--half"]) == 0
+    state = torch.load(next(tmp_path.glob("h-*.pth")), weights_only=False)["state_dict"]
+    assert state["g_a.0.weight"].dtype == torch.float16
+    assert state["gaussian_conditional.scale_table"].dtype == torch.float32
+    model = codec.load_model(checkpoint=str(next(tmp_path.glob("h-*.pth"))))
+    assert model.net.g_a[0].weight.dtype == torch.float32
+    x = torch.rand(3, 64, 64)
+    assert codec.decompress(model, codec.compress(model, x)).shape == x.shape
+
+
 def test_bitmap_command(tmp_path, capsys):
     src = tmp_path / "in.png"
     codec.write_image(torch.rand(3, 70, 90), src)

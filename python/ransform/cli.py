@@ -234,7 +234,11 @@ def convert_cmd(args) -> int:
     from ransform import codec
 
     model = codec.load_model(args.model, None, args.checkpoint)
-    state = {"model": model.name, "quality": model.quality, "state_dict": model.net.state_dict()}
+    weights = model.net.state_dict()
+    if args.half:  # parameters only: buffers (scale table, coder tables) must stay exact
+        params = {name for name, _ in model.net.named_parameters()}
+        weights = {k: v.half() if k in params and v.is_floating_point() else v for k, v in weights.items()}
+    state = {"model": model.name, "quality": model.quality, "state_dict": weights}
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     tmp = args.output + ".tmp"
     torch.save(state, tmp)
@@ -243,8 +247,8 @@ def convert_cmd(args) -> int:
     stem, dot, suffix = os.path.basename(args.output).partition(".")
     final = os.path.join(os.path.dirname(args.output), f"{stem}-{digest}{dot}{suffix}")
     os.replace(tmp, final)
-    print(f"{final}: {model.name} quality {model.quality}, coder tables filled, weights fingerprint "
-          f"{model.fingerprint.hex()}")
+    print(f"{final}: {model.name} quality {model.quality}, coder tables filled"
+          + (", parameters in float16" if args.half else f", weights fingerprint {model.fingerprint.hex()}"))
     return 0
 
 
@@ -389,6 +393,8 @@ def main(argv=None) -> int:
     p.add_argument("checkpoint")
     p.add_argument("-o", "--output", required=True, help="output path; the hash is added before the suffix")
     p.add_argument("--model", help="registry name (required for CompressAI checkpoints)")
+    p.add_argument("--half", action="store_true", help="store parameters in float16 (half the size; they load as "
+                   "float32, so the loaded model is what files are coded with)")
     p.set_defaults(run=convert_cmd)
 
     p = sub.add_parser("train", help="train a model on an image folder (random crops; resumes from --out)",
