@@ -64,7 +64,7 @@ def test_demo_runs_the_shipped_model(tmp_path, capsys):
 def test_zoo():
     from ransform import zoo
 
-    assert {("mbt2018-mean-small", 1), ("mbt2018-mean-small", 2)} <= set(zoo.shipped())
+    assert {("mbt2018-mean-small", q) for q in (1, 2, 3)} <= set(zoo.shipped())
     net = zoo.load("mbt2018-mean-small", 1)
     assert not net.training and net.gaussian_conditional.scale_table.numel() > 0
     with pytest.raises(ValueError, match="no shipped weights"):

@@ -237,7 +237,10 @@ def convert_cmd(args) -> int:
     weights = model.net.state_dict()
     if args.half:  # parameters only: buffers (scale table, coder tables) must stay exact
         params = {name for name, _ in model.net.named_parameters()}
-        weights = {k: v.half() if k in params and v.is_floating_point() else v for k, v in weights.items()}
+        halved = {k: v.half() if k in params and v.is_floating_point() else v for k, v in weights.items()}
+        model.net.load_state_dict(halved)  # the float32 model that loading the file gives...
+        model.net.update(force=True)       # ...and the tables of exactly that model
+        weights = {k: halved[k] if k in params else v for k, v in model.net.state_dict().items()}
     state = {"model": model.name, "quality": model.quality, "state_dict": weights}
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     tmp = args.output + ".tmp"

@@ -15,8 +15,9 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 
 # (name, quality) -> (registry architecture, checkpoint file name)
 SHIPPED: dict[tuple[str, int], tuple[str, str]] = {
-    ("mbt2018-mean-small", 1): ("mbt2018-mean", "mbt2018-mean-small-q1-b69dc24a.pth"),  # CPU-trained preview
-    ("mbt2018-mean-small", 2): ("mbt2018-mean", "mbt2018-mean-small-q2-6962c3ec.pth"),
+    ("mbt2018-mean-small", 1): ("mbt2018-mean", "mbt2018-mean-small-q1-9e4812ed.pth"),  # CPU-trained preview
+    ("mbt2018-mean-small", 2): ("mbt2018-mean", "mbt2018-mean-small-q2-1e1a04b5.pth"),
+    ("mbt2018-mean-small", 3): ("mbt2018-mean", "mbt2018-mean-small-q3-22fbb274.pth"),
 }
 
 
