@@ -26,20 +26,9 @@ from hypothesis import strategies as st
 
 import ransform
 
-settings.register_profile(
-    "ransform",
-    max_examples=200,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    print_blob=True,
-)
-settings.register_profile(
-    "thorough",
-    max_examples=1000,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    print_blob=True,
-)
+for profile, examples in (("ransform", 200), ("thorough", 1000)):
+    settings.register_profile(profile, max_examples=examples, deadline=None, print_blob=True,
+                              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ransform"))
 
 INT32_MIN = -(2**31)
@@ -435,3 +424,15 @@ def base_streams(names=None, multi_chunk=False):
         out["uniform"] = (ransform.encode(v, idx, t), v, idx, t, False)
     return out
 '''
+
+
+def write_images(root, count: int, height: int, width: int) -> None:
+    """count smooth, slightly noisy 8-bit RGB PNGs im0.png.. in root (photo-like enough for
+    codecs and training; needs numpy and Pillow)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:height, 0:width]
+    for i in range(count):
+        im = (np.sin(xx / (5 + i)) * np.cos(yy / 8) * 95 + 128)[..., None] + rng.normal(0, 7, (height, width, 3))
+        Image.fromarray(np.clip(im, 0, 255).astype(np.uint8)).save(root / f"im{i}.png")

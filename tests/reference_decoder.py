@@ -478,6 +478,16 @@ def start_frequencies(p: list, precision: int) -> list:
     return f
 
 
+def _gain(p: list, f: list, i: int) -> float:
+    """Section 8.3: what raising f[i] by one saves in expected code length."""
+    return p[i] * (det_log(f[i] + 1.0) - det_log(float(f[i])))
+
+
+def _loss(p: list, f: list, i: int) -> float:
+    """Section 8.3: what lowering f[i] by one costs."""
+    return p[i] * (det_log(float(f[i])) - det_log(f[i] - 1.0))
+
+
 def quantize(p: list, precision: int) -> list:
     """Section 8.3. Heaps with lazy deletion, like the library: an entry carries the f it was
     computed for and is dropped when it reaches the top with a stale f. An entry's value is a
@@ -488,10 +498,10 @@ def quantize(p: list, precision: int) -> list:
     excess = sum(f) - M
 
     def gain(i):
-        return p[i] * (det_log(f[i] + 1.0) - det_log(float(f[i])))
+        return _gain(p, f, i)
 
     def loss(i):
-        return p[i] * (det_log(float(f[i])) - det_log(f[i] - 1.0))
+        return _loss(p, f, i)
 
     gains = []   # (-gain, i, f): min-heap = largest gain first, then the lowest index
     losses = []  # (loss, i, f): smallest loss first, then the lowest index; only f > 1
@@ -540,10 +550,10 @@ def quantize_naive(p: list, precision: int, exchange: bool = True) -> list:
     excess = sum(f) - M
 
     def gain(i):
-        return p[i] * (det_log(f[i] + 1.0) - det_log(float(f[i])))
+        return _gain(p, f, i)
 
     def loss(i):
-        return p[i] * (det_log(float(f[i])) - det_log(f[i] - 1.0))
+        return _loss(p, f, i)
 
     def best_gain():
         return min(range(len(p)), key=lambda i: (-gain(i), i))

@@ -8,17 +8,14 @@ import pytest
 torch = pytest.importorskip("torch")
 Image = pytest.importorskip("PIL.Image")
 
+from conftest import write_images  # noqa: E402
 from ransform import cli, evaluation, models, rdplot  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("kodak-like")
-    rng = np.random.default_rng(0)
-    for i in range(2):
-        yy, xx = np.mgrid[0:176, 0:200]
-        im = (np.sin(xx / (6 + i)) * np.cos(yy / 9) * 90 + 128)[..., None] + rng.normal(0, 6, (176, 200, 3))
-        Image.fromarray(np.clip(im, 0, 255).astype(np.uint8)).save(root / f"im{i}.png")
+    write_images(root, 2, 176, 200)
     return root
 
 

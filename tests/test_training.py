@@ -3,12 +3,12 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 Image = pytest.importorskip("PIL.Image")
 
+from conftest import write_images  # noqa: E402
 from ransform import cli  # noqa: E402
 from ransform.training import RandomCrops, TrainConfig, image_files, train  # noqa: E402
 
@@ -16,12 +16,8 @@ from ransform.training import RandomCrops, TrainConfig, image_files, train  # no
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("images")
-    rng = np.random.default_rng(0)
-    for i in range(6):
-        yy, xx = np.mgrid[0:80, 0:96]
-        smooth = (np.sin(xx / (5 + i)) * np.cos(yy / 7) * 100 + 128)[..., None] + rng.normal(0, 8, (80, 96, 3))
-        (root / "sub").mkdir(exist_ok=True)
-        Image.fromarray(np.clip(smooth, 0, 255).astype(np.uint8)).save(root / "sub" / f"im{i}.png")
+    (root / "sub").mkdir()
+    write_images(root / "sub", 6, 80, 96)  # found recursively
     (root / "notes.txt").write_text("not an image")
     return root
 

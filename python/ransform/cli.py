@@ -283,10 +283,7 @@ def demo(args) -> int:
     model = codec.load_model(name, quality, args.checkpoint)
     x = codec.read_image(image)
     t1 = time.perf_counter()
-    data = codec.compress(model, x)
-    t2 = time.perf_counter()
-    x_hat = codec.decompress(model, data)
-    t3 = time.perf_counter()
+    data, x_hat, t_enc, t_dec = evaluation.round_trip(model, x)
     with open(stem + ".rfm", "wb") as f:
         f.write(data)
     codec.write_image(x_hat, stem + "-decoded.png")
@@ -297,7 +294,7 @@ def demo(args) -> int:
     print(f"model: {model.name} quality {model.quality} (loaded in {t1 - t0:.2f} s)")
     print(f"image: {image} ({w}x{h})")
     print(f"ransform: {len(data)} bytes, {8 * len(data) / (h * w):.4f} bpp, PSNR {ours['psnr-rgb']:.2f} dB, "
-          f"MS-SSIM {ours['ms-ssim-rgb']:.4f}, encode {t2 - t1:.2f} s, decode {t3 - t2:.2f} s")
+          f"MS-SSIM {ours['ms-ssim-rgb']:.4f}, encode {t_enc:.2f} s, decode {t_dec:.2f} s")
     # JPEG (Pillow) at the largest quality whose file is not bigger.
     pil = Image.fromarray(codec.to_uint8(x).permute(1, 2, 0).numpy())
     best = None

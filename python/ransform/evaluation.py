@@ -43,18 +43,23 @@ def _record(x: torch.Tensor, decoded8: torch.Tensor, nbytes: int, t_enc: float, 
             "encoding_time": t_enc, "decoding_time": t_dec}
 
 
+def round_trip(model: codec.LoadedModel, x: torch.Tensor):
+    """(.rfm bytes, decoded image, encode seconds, decode seconds) for x (3, H, W)."""
+    t0 = time.perf_counter()
+    data = codec.compress(model, x)
+    t1 = time.perf_counter()
+    x_hat = codec.decompress(model, data)
+    return data, x_hat, t1 - t0, time.perf_counter() - t1
+
+
 def evaluate_model(model: codec.LoadedModel, files, progress: bool = True) -> list[dict]:
     """Compresses each image to a real .rfm file and decodes it; one record per image."""
     records = []
     bar = Progress(len(files), f"{model.name} q{model.quality}", enabled=progress)
     for f in files:
         x = codec.read_image(f)
-        t0 = time.perf_counter()
-        data = codec.compress(model, x)
-        t1 = time.perf_counter()
-        x_hat = codec.decompress(model, data)
-        t2 = time.perf_counter()
-        records.append(_record(x, codec.to_uint8(x_hat), len(data), t1 - t0, t2 - t1, Path(f).name))
+        data, x_hat, t_enc, t_dec = round_trip(model, x)
+        records.append(_record(x, codec.to_uint8(x_hat), len(data), t_enc, t_dec, Path(f).name))
         bar.update(bpp=records[-1]["bpp"], psnr=records[-1]["psnr-rgb"])
     bar.close()
     return records

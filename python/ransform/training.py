@@ -126,7 +126,8 @@ def parameter_groups(net):
 def _split(files, fraction):
     step = max(2, round(1 / fraction)) if fraction > 0 else 0
     val = files[::step] if step else []
-    train = [f for f in files if f not in set(val)]
+    held_out = set(val)
+    train = [f for f in files if f not in held_out]
     return train, val or files[:1]
 
 

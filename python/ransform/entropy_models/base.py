@@ -87,7 +87,8 @@ class EntropyModel(nn.Module):
         self._tables_changed()
 
     def _tables_changed(self) -> None:
-        """Drops cached native tables after the buffers changed."""
+        """Drops the cached native table after the buffers changed."""
+        self._table = None
 
     def _require_tables(self, ready: bool) -> None:
         if not ready:

@@ -163,9 +163,6 @@ class EntropyBottleneck(EntropyModel):
         self._table = table
         return True
 
-    def _tables_changed(self) -> None:
-        self._table = None
-
     @property
     def table(self) -> CategoricalTable:
         """The coder table (rebuilt from the buffers after loading a state dict)."""

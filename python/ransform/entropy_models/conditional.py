@@ -81,9 +81,6 @@ class GaussianConditional(EntropyModel):
         self._table = None
         return True
 
-    def _tables_changed(self) -> None:
-        self._table = None
-
     @property
     def table(self) -> ScaleTable:
         self._require_tables(self.scale_table.numel() > 0)

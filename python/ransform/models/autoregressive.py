@@ -26,7 +26,6 @@ from ransform.coder import Decoder, encode
 from ransform.entropy_models.base import as_host_array
 from ransform.layers import (GDN, MaskedConv2d, ResidualBlock, ResidualBlockUpsample, ResidualBlockWithStride,
                              conv, conv3x3, deconv, subpel_conv3x3)
-from ransform.models.base import per_image
 from ransform.models.hyperprior import MeanScaleHyperprior
 
 EVAL_CONTEXTS = ("coded", "compressai")
@@ -64,7 +63,7 @@ class JointAutoregressiveHierarchicalPriors(MeanScaleHyperprior):
     def forward(self, x):
         y = self.g_a(x)
         z_hat, z_likelihoods = self.entropy_bottleneck(self.h_a(y))
-        hyper_params = self.h_s(z_hat) if self.training else self._hyper_params(z_hat)
+        hyper_params = self.hyper_synthesis(z_hat, coded=not self.training)
         if self.training or self.eval_context == "compressai":
             y_hat, y_likelihoods = self._parallel_forward(y, hyper_params, self.training)
         else:
@@ -102,7 +101,6 @@ class JointAutoregressiveHierarchicalPriors(MeanScaleHyperprior):
         scales_out = hyper_params.new_empty(M, H, W)
         means_out = hyper_params.new_empty(M, H, W)
         hp = hyper_params.reshape(2 * M, H * W)
-        bound = self.gaussian_conditional.scale_bound
         tap_offsets = (taps // k) * (W + 2 * pad) + taps % k  # offsets of the taps from a patch's corner
         for rows, cols in self.wavefront(H, W):
             corner = torch.from_numpy(rows * (W + 2 * pad) + cols)
@@ -115,9 +113,8 @@ class JointAutoregressiveHierarchicalPriors(MeanScaleHyperprior):
                     h = F.leaky_relu(h, slope)
             scales, means = h[:, :M], h[:, M:]
             if decoder is not None:
-                indexes = self.gaussian_conditional.table.index(
-                    as_host_array(torch.clamp_min(scales, bound), torch.float32))
-                symbols = torch.from_numpy(decoder.decode(np.ascontiguousarray(indexes))).to(means.dtype)
+                indexes = self.gaussian_conditional.build_indexes(scales)
+                symbols = torch.from_numpy(decoder.decode(indexes)).to(means.dtype)
             else:
                 symbols = torch.round(y[:, rows, cols].t() - means)
             y_pad[:, rows + pad, cols + pad] = (symbols + means).t()
@@ -142,7 +139,7 @@ class JointAutoregressiveHierarchicalPriors(MeanScaleHyperprior):
         y = self.g_a(x)
         z = self.h_a(y)
         z_strings = self.entropy_bottleneck.compress(z)
-        hyper_params = self._hyper_params(self.entropy_bottleneck.dequantized(z))
+        hyper_params = self.hyper_synthesis(self.entropy_bottleneck.dequantized(z), coded=True)
         y_hat, scales, means = self.coded_pass(y, hyper_params)
         order = self._coding_order(*y.shape[-2:])
         gc = self.gaussian_conditional
@@ -158,16 +155,13 @@ class JointAutoregressiveHierarchicalPriors(MeanScaleHyperprior):
         if len(strings) != 2:
             raise ValueError(f"expected [y_strings, z_strings], got {len(strings)} lists")
         z_hat = self.entropy_bottleneck.decompress(strings[1], shape)
-        hyper_params = self._hyper_params(z_hat)
+        hyper_params = self.hyper_synthesis(z_hat, coded=True)
         decoders = [Decoder(s, self.gaussian_conditional.table) for s in strings[0]]
         y_hat, _, _ = self.coded_pass(None, hyper_params, decoders)
         for d in decoders:
             if d.remaining:
                 raise ValueError(f"the y stream holds {d.remaining} symbols more than the latent")
         return {"x_hat": self.g_s(y_hat).clamp_(0, 1)}
-
-    def _hyper_params(self, z_hat):
-        return per_image(self.h_s, z_hat)
 
 
 class Cheng2020Anchor(JointAutoregressiveHierarchicalPriors):

@@ -32,11 +32,15 @@ class ScaleHyperprior(CompressionModel):
     def hyper_analysis(self, y):
         return self.h_a(torch.abs(y))
 
-    def hyper_parameters(self, z_hat):
-        """(scales, means or None) of y from the decoded hyper-latent. In evaluation each image
-        goes through h_s alone, as in compress and decompress, so forward's reconstruction and
-        likelihoods are exactly the coded ones whatever the batch size."""
-        return self.split_parameters(self.h_s(z_hat) if self.training else per_image(self.h_s, z_hat))
+    def hyper_synthesis(self, z_hat, coded: bool):
+        """h_s(z_hat). ``coded``: each image alone, as compress and decompress run it, so the
+        scales (and the rows chosen from them) cannot depend on the batch size; evaluation
+        uses it too, so forward's reconstruction and likelihoods are exactly the coded ones."""
+        return per_image(self.h_s, z_hat) if coded else self.h_s(z_hat)
+
+    def hyper_parameters(self, z_hat, coded: bool | None = None):
+        """(scales, means or None) of y from the decoded hyper-latent (coded unless training)."""
+        return self.split_parameters(self.hyper_synthesis(z_hat, not self.training if coded is None else coded))
 
     def split_parameters(self, params):
         return params, None
@@ -54,7 +58,7 @@ class ScaleHyperprior(CompressionModel):
         z = self.hyper_analysis(y)
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.dequantized(z)
-        scales, means = self.hyper_parameters(z_hat)
+        scales, means = self.hyper_parameters(z_hat, coded=True)
         y_strings = self.gaussian_conditional.compress(y, scales, means)
         return {"strings": [y_strings, z_strings], "shape": tuple(z.shape[-2:])}
 
@@ -62,7 +66,7 @@ class ScaleHyperprior(CompressionModel):
         if len(strings) != 2:
             raise ValueError(f"expected [y_strings, z_strings], got {len(strings)} lists")
         z_hat = self.entropy_bottleneck.decompress(strings[1], shape)
-        scales, means = self.hyper_parameters(z_hat)
+        scales, means = self.hyper_parameters(z_hat, coded=True)
         y_hat = self.gaussian_conditional.decompress(strings[0], scales, means)
         return {"x_hat": self.g_s(y_hat).clamp_(0, 1)}
 
