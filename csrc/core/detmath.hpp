@@ -12,7 +12,8 @@
 #pragma once
 
 #include <cmath>
-#include <limits>
+
+#include "core/hd.hpp"
 
 namespace ransform::detmath {
 
@@ -22,28 +23,30 @@ inline constexpr double kLn2Lo = 1.90821492927058770002e-10;
 inline constexpr double kInvLn2 = 1.44269504088896338700e+00;
 inline constexpr double kInvSqrtPi = 5.64189583547756286948e-01;
 inline constexpr double kSqrt2 = 1.41421356237309504880e+00;
+// Usable in device code, unlike std::numeric_limits.
+inline constexpr double kInf = __builtin_huge_val();
+inline constexpr double kNaN = __builtin_nan("");
 
 // e^x. x = k ln2 + r with |r| <= ln2/2, then e^r by its Taylor series to degree 15
 // (remainder below 1e-18) in Horner form, then an exact scaling by 2^k.
-inline double exp(double x) {
+RANSFORM_HD inline double exp(double x) {
   if (x != x) return x;
-  if (x > 709.78) return std::numeric_limits<double>::infinity();
+  if (x > 709.78) return kInf;
   if (x < -745.2) return 0.0;
-  const double k = std::floor(x * kInvLn2 + 0.5);
+  const double k = ::floor(x * kInvLn2 + 0.5);
   const double r = (x - k * kLn2Hi) - k * kLn2Lo;
   double p = 1.0;
   for (int n = 15; n >= 1; --n) p = 1.0 + p * r / n;  // 1 + r/1 (1 + r/2 (1 + r/3 (...)))
-  return std::ldexp(p, static_cast<int>(k));
+  return ::ldexp(p, static_cast<int>(k));
 }
 
 // ln x for x > 0. x = m 2^e with m in [sqrt(1/2), sqrt(2)); ln m = 2 atanh(s),
 // s = (m - 1) / (m + 1), |s| <= 0.1716, by its odd series to s^25 (remainder below 1e-19).
-inline double log(double x) {
-  if (!(x > 0.0)) return x == 0.0 ? -std::numeric_limits<double>::infinity()
-                                  : std::numeric_limits<double>::quiet_NaN();
-  if (x == std::numeric_limits<double>::infinity()) return x;
+RANSFORM_HD inline double log(double x) {
+  if (!(x > 0.0)) return x == 0.0 ? -kInf : kNaN;
+  if (x == kInf) return x;
   int e = 0;
-  double m = std::frexp(x, &e);  // m in [0.5, 1)
+  double m = ::frexp(x, &e);  // m in [0.5, 1)
   if (m < 0.70710678118654752440) {
     m *= 2.0;
     e -= 1;
@@ -56,13 +59,13 @@ inline double log(double x) {
   return e * kLn2Hi + (e * kLn2Lo + ln_m);
 }
 
-inline double log2(double x) { return log(x) * kInvLn2; }
+RANSFORM_HD inline double log2(double x) { return log(x) * kInvLn2; }
 
 // erfc(x). For |x| < 2: 1 - erf(x) with erf by its Maclaurin series (terms x^(2n+1)/n!/(2n+1),
 // alternating, summed until they stop changing the sum). For x >= 2: the continued fraction
 //   erfc(x) = e^(-x^2)/sqrt(pi) * 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + 2/(x + ...)))))
 // evaluated bottom-up from a fixed depth, which gives full precision from x = 2 on.
-inline double erfc(double x) {
+RANSFORM_HD inline double erfc(double x) {
   if (x != x) return x;
   if (x < 0.0) return 2.0 - erfc(-x);
   if (x < 2.0) {

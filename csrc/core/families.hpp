@@ -15,6 +15,7 @@
 
 #include "core/detmath.hpp"
 #include "core/error.hpp"
+#include "core/hd.hpp"
 
 namespace ransform {
 
@@ -35,7 +36,7 @@ inline const char* family_name(Family f) {
   }
 }
 
-inline double upper_tail(Family f, double x, double scale) {
+RANSFORM_HD inline double upper_tail(Family f, double x, double scale) {
   switch (f) {
     case Family::kGaussian: return 0.5 * detmath::erfc(x / (scale * detmath::kSqrt2));
     case Family::kLaplace: return 0.5 * detmath::exp(-x / scale);
@@ -47,7 +48,7 @@ inline double upper_tail(Family f, double x, double scale) {
 }
 
 // Smallest R >= 0 with 2 T(R + 1/2) <= tail_mass, but at most r_max.
-inline int32_t support_radius(Family f, double scale, double tail_mass, int32_t r_max) {
+RANSFORM_HD inline int32_t support_radius(Family f, double scale, double tail_mass, int32_t r_max) {
   auto outside = [&](int32_t r) { return 2.0 * upper_tail(f, r + 0.5, scale) > tail_mass; };
   int32_t hi = 1;
   while (hi < r_max && outside(hi)) hi = hi > r_max / 2 ? r_max : 2 * hi;
@@ -61,19 +62,28 @@ inline int32_t support_radius(Family f, double scale, double tail_mass, int32_t 
 }
 
 // tail[k] = T(k + 1/2) for k = 0..R.
+RANSFORM_HD inline void half_integer_tails_into(Family f, double scale, int32_t radius, double* tail) {
+  for (int32_t k = 0; k <= radius; ++k) tail[k] = upper_tail(f, k + 0.5, scale);
+}
+
 inline std::vector<double> half_integer_tails(Family f, double scale, int32_t radius) {
   std::vector<double> tail(radius + 1);
-  for (int32_t k = 0; k <= radius; ++k) tail[k] = upper_tail(f, k + 0.5, scale);
+  half_integer_tails_into(f, scale, radius, tail.data());
   return tail;
 }
 
-// Probabilities of -R..R followed by the escape mass 2 T(R + 1/2), from half_integer_tails.
-inline std::vector<double> pmf_from_tails(const std::vector<double>& tail) {
-  const int32_t radius = static_cast<int32_t>(tail.size()) - 1;
-  std::vector<double> p(2 * radius + 2);
+// Probabilities of -R..R followed by the escape mass 2 T(R + 1/2) (2R + 2 entries), from
+// the tails T(k + 1/2), k = 0..R.
+RANSFORM_HD inline void pmf_from_tails_into(const double* tail, int32_t radius, double* p) {
   p[radius] = 1.0 - 2.0 * tail[0];
   for (int32_t k = 1; k <= radius; ++k) p[radius + k] = p[radius - k] = tail[k - 1] - tail[k];
   p[2 * radius + 1] = 2.0 * tail[radius];
+}
+
+inline std::vector<double> pmf_from_tails(const std::vector<double>& tail) {
+  const int32_t radius = static_cast<int32_t>(tail.size()) - 1;
+  std::vector<double> p(2 * radius + 2);
+  pmf_from_tails_into(tail.data(), radius, p.data());
   return p;
 }
 
@@ -82,7 +92,7 @@ inline std::vector<double> discretised_pmf(Family f, double scale, int32_t radiu
 }
 
 // Bits of the exp-Golomb part of an escape d + 1 symbols past the support (escape.hpp).
-inline double escape_payload_bits(int64_t d) {
+RANSFORM_HD inline double escape_payload_bits(int64_t d) {
   int k = 0;
   while ((d + 1) >> (k + 1)) ++k;
   return 2.0 * k + 2.0;

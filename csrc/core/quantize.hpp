@@ -9,20 +9,122 @@
 // largest (the loss p_i ln(f/(f-1)) smallest). Then exchange: while the largest gain exceeds
 // the smallest loss, move one count. The objective is separable and concave, so an allocation
 // that no single exchange improves is optimal; few exchanges are needed since the start is
-// within a count or two of the optimum per symbol. Heaps with lazy deletion make each step
-// O(log n): never the O(n^2) passes of "give the slack to the last symbol" schemes. Ties go
-// to the lower symbol index, so the result is a pure function of the inputs (all arithmetic
-// is detmath, see detmath.hpp).
+// within a count or two of the optimum per symbol. Two indexed heaps (gains; losses of the
+// symbols with f > 1) make each step O(log n): never the O(n^2) passes of "give the slack to
+// the last symbol" schemes. Ties go to the lower symbol index, so the result is a pure
+// function of the inputs (all arithmetic is detmath, see detmath.hpp).
+//
+// quantize_pmf_into works in caller-provided memory and compiles for the GPU too
+// (csrc/cuda/tables.cu builds scale tables with it); quantize_pmf is the checked host entry.
 #pragma once
 
 #include <cstdint>
-#include <queue>
 #include <vector>
 
 #include "core/detmath.hpp"
 #include "core/error.hpp"
+#include "core/hd.hpp"
 
 namespace ransform {
+
+// A binary heap of symbol indexes ordered by value[] (largest first when kLargest, else
+// smallest first; ties: lower index first), with pos[] so that an entry can be re-keyed.
+template <bool kLargest>
+struct KeyedHeap {
+  const double* value;
+  int32_t* heap;
+  int32_t* pos;  // pos[k] = k's slot in heap, -1 when absent
+  int32_t size;
+
+  RANSFORM_HD bool before(int32_t a, int32_t b) const {
+    const double va = value[a], vb = value[b];
+    return (kLargest ? va > vb : va < vb) || (va == vb && a < b);
+  }
+  RANSFORM_HD void place(int32_t slot, int32_t k) {
+    heap[slot] = k;
+    pos[k] = slot;
+  }
+  RANSFORM_HD void sift(int32_t slot) {  // restores the order around one changed slot
+    const int32_t k = heap[slot];
+    while (slot > 0 && before(k, heap[(slot - 1) / 2])) {
+      place(slot, heap[(slot - 1) / 2]);
+      slot = (slot - 1) / 2;
+    }
+    for (;;) {
+      const int32_t left = 2 * slot + 1, right = left + 1;
+      int32_t child = left;
+      if (left >= size) break;
+      if (right < size && before(heap[right], heap[left])) child = right;
+      if (!before(heap[child], k)) break;
+      place(slot, heap[child]);
+      slot = child;
+    }
+    place(slot, k);
+  }
+  RANSFORM_HD bool contains(int32_t k) const { return pos[k] >= 0; }
+  RANSFORM_HD int32_t top() const { return heap[0]; }
+  RANSFORM_HD void push(int32_t k) {
+    place(size++, k);
+    sift(size - 1);
+  }
+  RANSFORM_HD void rekey(int32_t k) { sift(pos[k]); }
+  RANSFORM_HD void remove(int32_t k) {
+    const int32_t slot = pos[k];
+    pos[k] = -1;
+    if (slot == --size) return;
+    place(slot, heap[size]);
+    sift(slot);
+  }
+};
+
+// Memory for quantize_pmf_into with n symbols: 2n doubles, then 4n int32.
+RANSFORM_HD inline size_t quantize_scratch_bytes(size_t n) { return n * (2 * sizeof(double) + 4 * sizeof(int32_t)); }
+
+// REQUIRES: as quantize_pmf; scratch holds quantize_scratch_bytes(n) bytes, 8-byte aligned.
+RANSFORM_HD inline void quantize_pmf_into(const double* p, int32_t n, int precision, uint32_t* f, void* scratch) {
+  const uint32_t total = uint32_t{1} << precision;
+  double mass = 0.0;
+  for (int32_t i = 0; i < n; ++i) mass += p[i];
+  double* gain = static_cast<double*>(scratch);  // p_i ln((f+1)/f)
+  double* loss = gain + n;                       // p_i ln(f/(f-1)), for f > 1
+  int32_t* slots = reinterpret_cast<int32_t*>(loss + n);
+  KeyedHeap<true> gains{gain, slots, slots + n, 0};
+  KeyedHeap<false> losses{loss, slots + 2 * n, slots + 3 * n, 0};
+
+  int64_t assigned = 0;
+  for (int32_t i = 0; i < n; ++i) {
+    const double scaled = ::floor(p[i] / mass * static_cast<double>(total));
+    f[i] = scaled < 1.0 ? 1u : static_cast<uint32_t>(::fmin(scaled, static_cast<double>(total)));
+    assigned += f[i];
+  }
+  auto rekey = [&](int32_t i) {
+    gain[i] = p[i] * (detmath::log(f[i] + 1.0) - detmath::log(f[i]));
+    if (gains.contains(i)) gains.rekey(i); else gains.push(i);
+    if (f[i] > 1) {
+      loss[i] = p[i] * (detmath::log(f[i]) - detmath::log(f[i] - 1.0));
+      if (losses.contains(i)) losses.rekey(i); else losses.push(i);
+    } else if (losses.contains(i)) {
+      losses.remove(i);
+    }
+  };
+  for (int32_t i = 0; i < n; ++i) gains.pos[i] = losses.pos[i] = -1;
+  for (int32_t i = 0; i < n; ++i) rekey(i);
+  for (int64_t excess = assigned - total; excess != 0;) {
+    // Short: give counts where they gain most. Over: take them where they cost least
+    // (sum(f - 1) >= excess, so the loss heap is not empty).
+    const int32_t i = excess < 0 ? gains.top() : losses.top();
+    if (excess < 0) ++f[i], ++excess; else --f[i], --excess;
+    rekey(i);
+  }
+  while (losses.size > 0) {
+    const int32_t up = gains.top(), down = losses.top();
+    if (!(gain[up] > loss[down]) || up == down) break;  // up == down cannot happen for concave terms
+    ++f[up];
+    --f[down];
+    rekey(up);
+    rekey(down);
+  }
+}
 
 inline std::vector<uint32_t> quantize_pmf(const std::vector<double>& p, int precision) {
   const uint64_t total = uint64_t{1} << precision;
@@ -30,68 +132,13 @@ inline std::vector<uint32_t> quantize_pmf(const std::vector<double>& p, int prec
   if (n == 0 || n > total) throw InputError("quantize_pmf: alphabet size out of range");
   double mass = 0.0;
   for (double v : p) {
-    if (!(v >= 0.0) || v == std::numeric_limits<double>::infinity())
-      throw InputError("probabilities must be finite and non-negative");
+    if (!(v >= 0.0) || v == detmath::kInf) throw InputError("probabilities must be finite and non-negative");
     mass += v;
   }
   if (!(mass > 0.0)) throw InputError("probabilities sum to zero");
-
   std::vector<uint32_t> f(n);
-  int64_t assigned = 0;
-  for (size_t i = 0; i < n; ++i) {
-    const double scaled = std::floor(p[i] / mass * static_cast<double>(total));
-    f[i] = scaled < 1.0 ? 1u : static_cast<uint32_t>(std::fmin(scaled, static_cast<double>(total)));
-    assigned += f[i];
-  }
-  int64_t excess = assigned - static_cast<int64_t>(total);
-
-  // Gain of one more count for symbol i: p_i ln((f+1)/f); loss of one count: p_i ln(f/(f-1)).
-  auto gain = [&](size_t i) { return p[i] * (detmath::log(f[i] + 1.0) - detmath::log(f[i])); };
-  auto loss = [&](size_t i) { return p[i] * (detmath::log(f[i]) - detmath::log(f[i] - 1.0)); };
-  // Heap entries carry the f they were computed for; an entry whose f changed is stale.
-  struct Entry {
-    double value;
-    int64_t key;  // -index in the gain heap (lower index first), index in the loss heap
-    uint32_t f;
-  };
-  auto more_gain = [](const Entry& a, const Entry& b) { return a.value < b.value || (a.value == b.value && a.key < b.key); };
-  auto less_loss = [](const Entry& a, const Entry& b) { return a.value > b.value || (a.value == b.value && a.key > b.key); };
-  std::priority_queue<Entry, std::vector<Entry>, decltype(more_gain)> gains(more_gain);
-  std::priority_queue<Entry, std::vector<Entry>, decltype(less_loss)> losses(less_loss);
-  auto push = [&](size_t i) {
-    gains.push({gain(i), -static_cast<int64_t>(i), f[i]});
-    if (f[i] > 1) losses.push({loss(i), static_cast<int64_t>(i), f[i]});
-  };
-  auto top_gain = [&]() -> const Entry& {  // REQUIRES: n >= 1 (every symbol has a gain entry)
-    while (f[static_cast<size_t>(-gains.top().key)] != gains.top().f) gains.pop();
-    return gains.top();
-  };
-  auto top_loss = [&]() -> const Entry* {
-    while (!losses.empty() && f[static_cast<size_t>(losses.top().key)] != losses.top().f) losses.pop();
-    return losses.empty() ? nullptr : &losses.top();
-  };
-  for (size_t i = 0; i < n; ++i) push(i);
-  for (; excess < 0; ++excess) {
-    const size_t i = static_cast<size_t>(-top_gain().key);
-    ++f[i];
-    push(i);
-  }
-  for (; excess > 0; --excess) {  // sum(f - 1) >= excess, so a loss entry always exists
-    const size_t i = static_cast<size_t>(top_loss()->key);
-    --f[i];
-    push(i);
-  }
-  for (;;) {
-    const Entry& g = top_gain();
-    const Entry* l = top_loss();
-    if (!l || !(g.value > l->value)) break;
-    const size_t up = static_cast<size_t>(-g.key), down = static_cast<size_t>(l->key);
-    if (up == down) break;  // cannot happen for concave terms; guards the loop anyway
-    ++f[up];
-    --f[down];
-    push(up);
-    push(down);
-  }
+  std::vector<double> scratch((quantize_scratch_bytes(n) + sizeof(double) - 1) / sizeof(double));
+  quantize_pmf_into(p.data(), static_cast<int32_t>(n), precision, f.data(), scratch.data());
   return f;
 }
 

@@ -35,6 +35,7 @@
 #include "core/error.hpp"
 #include "core/families.hpp"
 #include "core/quantize.hpp"
+#include "core/scale_rows.hpp"
 #include "core/symbol_tables.hpp"
 
 namespace ransform {
@@ -114,25 +115,41 @@ inline bool index_lut(const float* scales, int32_t* out, size_t n, const int32_t
 
 class ScaleTable {
  public:
-  ScaleTable(Family family, std::vector<float> scales, int precision, double tail_mass)
+  // Row j holds the family at scale s_j with support -R_j..R_j and an escape symbol. R_j is
+  // not simply the tail-mass bound: at large scales that bound leaves hundreds of symbols far
+  // below 2^-P, each still taking a count of 1 that the central symbols lose (about 9 % of the
+  // counts, 1.3 % more code length, at scale 200 for Laplace rows). So R_j is the radius under
+  // the bound with the least expected code length, escapes and exp-Golomb bits included
+  // (scale_rows.hpp). `rows`, when given, are rows built elsewhere (the GPU) from the same
+  // arguments; they are checked for shape and validity, not recomputed.
+  ScaleTable(Family family, std::vector<float> scales, int precision, double tail_mass, const ScaleRows* rows = nullptr)
       : family_(family), scales_(std::move(scales)), tail_mass_(tail_mass), tables_(precision) {
-    if (scales_.empty()) throw InputError("the scale table is empty");
-    for (size_t i = 0; i < scales_.size(); ++i) {
-      const float s = scales_[i];
+    check_arguments(scales_, precision, tail_mass);
+    const ScaleRows built = rows ? ScaleRows{} : build_scale_rows(family_, scales_, precision, tail_mass_);
+    const ScaleRows& use = rows ? *rows : built;
+    if (use.radius.size() != scales_.size() || use.freqs.size() != scales_.size() ||
+        use.crossings.size() + 1 != scales_.size())
+      throw InputError("prebuilt scale rows do not match the scale table's size");
+    for (size_t j = 0; j < scales_.size(); ++j) {
+      if (use.radius[j] < 0 || use.freqs[j].size() != 2 * static_cast<size_t>(use.radius[j]) + 2)
+        throw InputError("prebuilt scale row " + std::to_string(j) + " has an inconsistent radius");
+      tables_.add_row(-use.radius[j], use.freqs[j], /*has_escape=*/true);
+    }
+    build_thresholds(use.crossings);
+  }
+
+  // Throws InputError unless a table can be built from these arguments.
+  static void check_arguments(const std::vector<float>& scales, int precision, double tail_mass) {
+    SymbolTables{precision};  // checks the precision
+    if (scales.empty()) throw InputError("the scale table is empty");
+    for (size_t i = 0; i < scales.size(); ++i) {
+      const float s = scales[i];
       if (!(s > 0.0f) || !(s < 3.0e38f))
         throw InputError("table scales must be positive and finite; scales[" + std::to_string(i) +
                          "] = " + std::to_string(s));
-      if (i > 0 && !(s > scales_[i - 1])) throw InputError("table scales must be strictly increasing");
+      if (i > 0 && !(s > scales[i - 1])) throw InputError("table scales must be strictly increasing");
     }
     if (!(tail_mass > 0.0 && tail_mass < 1.0)) throw InputError("tail_mass must be in (0, 1)");
-    const int32_t r_max = ((1 << precision) / 2 - 2) / 2;  // keep rows within half the CDF range
-    for (float s : scales_) {
-      const std::vector<double> tails = half_integer_tails(family_, s, support_radius(family_, s, tail_mass_, r_max));
-      const int32_t r = best_radius(tails, precision);
-      const std::vector<double> p = pmf_from_tails(std::vector<double>(tails.begin(), tails.begin() + r + 1));
-      tables_.add_row(-r, quantize_pmf(p, precision), /*has_escape=*/true);
-    }
-    build_thresholds();
   }
 
   Family family() const { return family_; }
@@ -159,76 +176,8 @@ class ScaleTable {
   }
 
  private:
-  // Support radius of a row. tail_mass bounds it from above (R_max: the tail beyond is below
-  // tail_mass), but at large scales R_max leaves hundreds of symbols whose probability is far
-  // below 2^-P; each still takes a count of 1, and those counts are lost to the central symbols
-  // (about 9 % of the counts, 1.3 % more code length, at scale 200 for Laplace rows). So the radius is the R <= R_max
-  // with the least expected code length: in-range symbols under the quantized row, plus the
-  // values past R at the escape symbol's cost and their exp-Golomb bits. Found by ternary
-  // search over R, then compared with the bound R_max itself (the cost is unimodal except near
-  // a precision cap; the result is deterministic regardless).
-  static double radius_cost(const std::vector<double>& tails, int32_t r, int precision) {
-    const std::vector<double> p = pmf_from_tails(std::vector<double>(tails.begin(), tails.begin() + r + 1));
-    const std::vector<uint32_t> f = quantize_pmf(p, precision);
-    const double total = static_cast<double>(1u << precision);
-    double bits = 0.0;
-    for (size_t k = 0; k < f.size(); ++k) bits -= p[k] * detmath::log2(f[k] / total);
-    const int32_t r_max = static_cast<int32_t>(tails.size()) - 1;
-    for (int32_t k = r + 1; k <= r_max; ++k)  // both tails, value k = r + 1 + d
-      bits += 2.0 * (tails[k - 1] - tails[k]) * escape_payload_bits(k - r - 1);
-    return bits + 2.0 * tails[r_max] * escape_payload_bits(r_max - r);
-  }
-
-  static int32_t best_radius(const std::vector<double>& tails, int precision) {
-    int32_t lo = 0, hi = static_cast<int32_t>(tails.size()) - 1;
-    while (hi - lo > 2) {
-      const int32_t m1 = lo + (hi - lo) / 3, m2 = hi - (hi - lo) / 3;
-      if (radius_cost(tails, m1, precision) <= radius_cost(tails, m2, precision)) hi = m2; else lo = m1;
-    }
-    int32_t best = lo;
-    double best_cost = radius_cost(tails, lo, precision);
-    for (int32_t r = lo + 1; r <= hi; ++r) {
-      const double c = radius_cost(tails, r, precision);
-      if (c < best_cost) best = r, best_cost = c;
-    }
-    // Near a precision cap the cost is jagged and the search can stop short of the bound.
-    const int32_t bound = static_cast<int32_t>(tails.size()) - 1;
-    if (best != bound && radius_cost(tails, bound, precision) < best_cost) best = bound;
-    return best;
-  }
-
-  // Expected bits of row r for data with pmf p over -R..R (p[R + k] = P(k)) and escape mass
-  // tail(k) = T(k + 1/2): in-range symbols exactly, the escape region as its mass times
-  // (escape symbol + the 2 bits of the shortest exp-Golomb code).
-  double expected_bits(size_t r, const std::vector<double>& p, const std::vector<double>& tail, int32_t big) const {
-    const int32_t radius = -tables_.row(r).offset;
-    const std::vector<double>& len = code_length_[r];
-    double bits = 0.0;
-    for (int32_t k = -radius; k <= radius; ++k) bits += p[big + k] * len[radius + k];
-    return bits + 2.0 * tail[radius] * (len[2 * radius + 1] + 2.0);
-  }
-
-  // Scale where rows j and j+1 have equal expected code length (row j is better below).
-  // 20 bisection steps narrow [s_j, s_{j+1}] to 1e-6 of its width, far below the index grid.
-  double crossing(size_t j) {
-    const int32_t big = std::max(-tables_.row(j).offset, -tables_.row(j + 1).offset);  // covers both rows
-    double lo = scales_[j], hi = scales_[j + 1];
-    for (int it = 0; it < 20; ++it) {
-      const double mid = 0.5 * (lo + hi);
-      const std::vector<double> tail = half_integer_tails(family_, mid, big);
-      const std::vector<double> p = pmf_from_tails(tail);
-      if (expected_bits(j, p, tail, big) <= expected_bits(j + 1, p, tail, big)) lo = mid; else hi = mid;
-    }
-    return hi;
-  }
-
-  void build_thresholds() {
-    const double total = static_cast<double>(1u << tables_.precision());
-    for (size_t r = 0; r < scales_.size(); ++r) {
-      std::vector<double> len;
-      for (uint32_t f : tables_.frequencies(r)) len.push_back(-detmath::log2(f / total));
-      code_length_.push_back(std::move(len));
-    }
+  // Snaps the crossings to the index grid and fills the lookup.
+  void build_thresholds(const std::vector<double>& crossings) {
     if (scales_.size() == 1) {  // one row: everything maps to it
       lo_ = 0; hi_ = 0; shift_ = 0;
       lut_.assign(1, 0);
@@ -243,7 +192,7 @@ class ScaleTable {
     while (shift_ < 14 && (uint32_t{2} << shift_) <= min_gap) ++shift_;
     const uint32_t step = uint32_t{1} << shift_;
     for (size_t j = 0; j + 1 < scales_.size(); ++j) {
-      const uint32_t c = float_bits(static_cast<float>(crossing(j)));
+      const uint32_t c = float_bits(static_cast<float>(crossings[j]));
       uint32_t t = (c + step / 2) & ~(step - 1);                             // nearest grid point
       const uint32_t first = (float_bits(scales_[j]) & ~(step - 1)) + step;  // first grid point > s_j
       const uint32_t last = float_bits(scales_[j + 1]) & ~(step - 1);        // last grid point <= s_{j+1}
@@ -268,7 +217,6 @@ class ScaleTable {
   std::vector<float> scales_;
   double tail_mass_;
   SymbolTables tables_;
-  std::vector<std::vector<double>> code_length_;  // bits of each symbol of each row (table build only)
   std::vector<uint32_t> t_bits_;  // thresholds as float32 bit patterns, on the grid, increasing
   std::vector<int32_t> lut_;      // lut[k] = number of thresholds <= lo + k 2^shift
   uint32_t lo_ = 0, hi_ = 0, shift_ = 0;

@@ -15,6 +15,9 @@
 namespace py = pybind11;
 using ransform::cuda::ConditionalArgs;
 
+void bind_bottleneck(py::module_& m);  // cuda_bottleneck.cpp
+void bind_tables(py::module_& m);      // cuda_tables.cpp
+
 namespace {
 
 template <class T>
@@ -50,6 +53,8 @@ ConditionalArgs args(std::uintptr_t values, std::uintptr_t scales, std::uintptr_
 PYBIND11_MODULE(_cuda, m) {
   m.doc() = "CUDA kernels of ransform (fused likelihoods); takes device pointers from ransform.fused";
   m.def("device_count", &device_count, "Number of CUDA devices (0 without a driver or GPU)");
+  bind_bottleneck(m);
+  bind_tables(m);
   m.def(
       "conditional_likelihood_forward",
       [](std::uintptr_t values, std::uintptr_t scales, std::uintptr_t means, int64_t n, int family, float scale_bound,

@@ -8,6 +8,7 @@ namespace py = pybind11;
 
 void bind_tables(py::module_& m);
 void bind_coder(py::module_& m);
+void bind_mixtures(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "ransform native coder: rANS streams, quantized tables, scale -> index maps";
@@ -15,4 +16,5 @@ PYBIND11_MODULE(_core, m) {
   py::register_exception<ransform::StreamError>(m, "StreamError", PyExc_ValueError);
   bind_tables(m);
   bind_coder(m);
+  bind_mixtures(m);
 }

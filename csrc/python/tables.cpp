@@ -7,6 +7,7 @@
 #include "core/scale_table.hpp"
 #include "core/stream.hpp"
 #include "python/arrays.hpp"
+#include "python/scale_rows_py.hpp"
 #include "python/table_handle.hpp"
 
 namespace py = pybind11;
@@ -99,6 +100,12 @@ py::array_t<uint32_t> frequencies(const SymbolTables& t, int64_t row) {
   return out;
 }
 
+std::vector<float> scales_or_default(const py::object& scales) {
+  if (scales.is_none()) return default_scales();
+  auto a = contiguous<float>(scales, "scales", "float32");
+  return std::vector<float>(a.data(), a.data() + a.size());
+}
+
 }  // namespace
 
 void bind_tables(py::module_& m) {
@@ -118,18 +125,24 @@ void bind_tables(py::module_& m) {
 
   py::class_<ScaleTableHandle, Table, std::shared_ptr<ScaleTableHandle>>(m, "ScaleTable")
       .def(py::init([](const std::string& family, const py::object& scales, int precision, double tail_mass) {
-             std::vector<float> s;
-             if (scales.is_none()) {
-               s = default_scales();
-             } else {
-               auto a = contiguous<float>(scales, "scales", "float32");
-               s.assign(a.data(), a.data() + a.size());
-             }
+             std::vector<float> s = scales_or_default(scales);
              const Family f = family_from_name(family);
              py::gil_scoped_release release;
              return std::make_shared<ScaleTableHandle>(ScaleTable(f, std::move(s), precision, tail_mass));
            }),
            py::arg("family"), py::arg("scales"), py::arg("precision"), py::arg("tail_mass"))
+      .def_static("from_rows",
+           [](const std::string& family, const py::object& scales, int precision, double tail_mass,
+              const py::handle& radius, const py::handle& freqs, const py::handle& crossings) {
+             std::vector<float> s = scales_or_default(scales);
+             const Family f = family_from_name(family);
+             const ScaleRows rows = py_arrays::scale_rows_from_python(radius, freqs, crossings);
+             py::gil_scoped_release release;
+             return std::make_shared<ScaleTableHandle>(ScaleTable(f, std::move(s), precision, tail_mass, &rows));
+           },
+           py::arg("family"), py::arg("scales"), py::arg("precision"), py::arg("tail_mass"), py::arg("radius"),
+           py::arg("frequencies"), py::arg("crossings"),
+           "A scale table from rows built elsewhere (the GPU builder), see build_scale_rows.")
       .def_property_readonly("family", [](const ScaleTableHandle& t) { return family_name(t.table.family()); })
       .def_property_readonly("tail_mass", [](const ScaleTableHandle& t) { return t.table.tail_mass(); })
       .def_property_readonly("scales", [](const ScaleTableHandle& t) {
@@ -165,6 +178,21 @@ void bind_tables(py::module_& m) {
              return out;
            },
            py::arg("scales"), py::arg("threads") = 1, "Row index of every float32 scale (flat int32 array).");
+
+  m.def("build_scale_rows",
+        [](const std::string& family, const py::object& scales, int precision, double tail_mass) {
+          const std::vector<float> s = scales_or_default(scales);
+          const Family f = family_from_name(family);
+          ScaleTable::check_arguments(s, precision, tail_mass);
+          ScaleRows rows;
+          {
+            py::gil_scoped_release release;
+            rows = build_scale_rows(f, s, precision, tail_mass);
+          }
+          return py_arrays::scale_rows_to_python(rows);
+        },
+        py::arg("family"), py::arg("scales"), py::arg("precision"), py::arg("tail_mass"),
+        "The CPU's rows and crossings of a scale table: (radius, flat frequencies, crossings).");
 
   m.def("default_scales", []() {
     const auto s = default_scales();

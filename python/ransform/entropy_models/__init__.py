@@ -2,6 +2,7 @@
 from ransform.entropy_models.base import EntropyModel, quantize
 from ransform.entropy_models.bottleneck import EntropyBottleneck
 from ransform.entropy_models.conditional import GaussianConditional, LaplaceConditional, LogisticConditional
+from ransform.entropy_models.mixture import GaussianMixtureConditional
 
-__all__ = ["EntropyBottleneck", "EntropyModel", "GaussianConditional", "LaplaceConditional",
-           "LogisticConditional", "quantize"]
+__all__ = ["EntropyBottleneck", "EntropyModel", "GaussianConditional", "GaussianMixtureConditional",
+           "LaplaceConditional", "LogisticConditional", "quantize"]
