@@ -1,6 +1,7 @@
 """Fused likelihoods (ransform.fused): the explicit backward is the derivative (gradcheck),
 the bound rules equal the PyTorch path's, the CUDA module builds wherever nvcc is, and on a
 GPU the kernels agree with the reference (skipped without one)."""
+import math
 import shutil
 
 import pytest
@@ -127,3 +128,19 @@ def test_gpu_rows_are_the_cpus(family):
     assert np.array_equal(gpu, table.index(scales.numpy()))
     with pytest.raises(ValueError):
         fused.scale_index(table, torch.tensor([1.0, -1.0]).cuda())
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_bits_are_minus_log2_of_the_bounded_likelihood(family):
+    v, s, m = inputs(300, seed=4, dtype=torch.float32)
+    v[:30] += 80  # the likelihood bound caps these at -log2(1e-9) bits
+    bits = fused.conditional_bits(v, s, m, family)
+    lik = fused.conditional_likelihood(v, s, m, family)
+    assert torch.allclose(bits, -torch.log2(lik))
+    cap = -math.log2(1e-9)
+    assert bits.max() <= cap + 1e-4
+    if family == "gaussian":  # 80 away is far past the bound for the light tail
+        assert torch.allclose(bits[:30], torch.full((30,), cap))
+    if fused.backend() == "cuda":
+        gpu = fused.conditional_bits(v.cuda(), s.cuda(), m.cuda(), family).cpu()
+        assert torch.allclose(gpu, bits, rtol=1e-4, atol=1e-4)

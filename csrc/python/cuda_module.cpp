@@ -10,24 +10,18 @@
 #include <string>
 
 #include "cuda/likelihood.cuh"
+#include "python/cuda_util.hpp"
 #include "cuda/scale_index.cuh"
 
 namespace py = pybind11;
+using ransform::py_cuda::check;
+using ransform::py_cuda::ptr;
 using ransform::cuda::ConditionalArgs;
 
 void bind_bottleneck(py::module_& m);  // cuda_bottleneck.cpp
 void bind_tables(py::module_& m);      // cuda_tables.cpp
 
 namespace {
-
-template <class T>
-T* ptr(std::uintptr_t p) {
-  return reinterpret_cast<T*>(p);
-}
-
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
-}
 
 int device_count() {
   int n = 0;

@@ -12,24 +12,14 @@
 
 #include "core/scale_table.hpp"
 #include "cuda/tables.cuh"
+#include "python/cuda_util.hpp"
 #include "python/scale_rows_py.hpp"
 
 namespace py = pybind11;
 using namespace ransform;
 
-namespace {
-
-template <class T>
-T* ptr(std::uintptr_t p) {
-  return reinterpret_cast<T*>(p);
-}
-
-void check_launch(const char* what) {
-  const cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
-}
-
-}  // namespace
+using py_cuda::check;
+using py_cuda::ptr;
 
 void bind_tables(py::module_& m) {
   m.def(
@@ -59,7 +49,7 @@ void bind_tables(py::module_& m) {
         cuda::mixture_support(q, ptr<const float>(w), ptr<const float>(mu), ptr<const float>(s), n,
                               ptr<int32_t>(offsets), ptr<int32_t>(lengths), ptr<int>(invalid),
                               reinterpret_cast<cudaStream_t>(stream));
-        check_launch("mixture_support");
+        check(cudaGetLastError(), "mixture_support");
       },
       py::arg("weights"), py::arg("means"), py::arg("scales"), py::arg("n"), py::arg("components"), py::arg("family"),
       py::arg("deviations"), py::arg("max_symbols"), py::arg("precision"), py::arg("offsets"), py::arg("lengths"),
@@ -74,7 +64,7 @@ void bind_tables(py::module_& m) {
         cuda::mixture_frequencies(q, ptr<const float>(w), ptr<const float>(mu), ptr<const float>(s), n,
                                   ptr<const int32_t>(offsets), ptr<const int32_t>(lengths), width,
                                   ptr<uint32_t>(freqs), reinterpret_cast<cudaStream_t>(stream));
-        check_launch("mixture_frequencies");
+        check(cudaGetLastError(), "mixture_frequencies");
       },
       py::arg("weights"), py::arg("means"), py::arg("scales"), py::arg("n"), py::arg("components"), py::arg("family"),
       py::arg("deviations"), py::arg("max_symbols"), py::arg("precision"), py::arg("offsets"), py::arg("lengths"),

@@ -131,9 +131,7 @@ class ConditionalLikelihood(torch.autograd.Function):
                 None, None, None)
 
 
-def conditional_likelihood(values, scales, means=None, family: str = "gaussian", scale_bound: float = 0.11,
-                           likelihood_bound: float = 1e-9):
-    """Bounded likelihood (see module docs); shapes must match (no broadcasting)."""
+def _check_conditional(values, scales, means, family):
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {sorted(FAMILIES)}, got {family!r}")
     if values.shape != scales.shape or (means is not None and means.shape != values.shape):
@@ -141,8 +139,30 @@ def conditional_likelihood(values, scales, means=None, family: str = "gaussian",
     devices = {t.device for t in (values, scales, means) if t is not None}
     if len(devices) != 1:
         raise ValueError(f"values, scales and means must be on one device, got {sorted(map(str, devices))}")
+
+
+def conditional_likelihood(values, scales, means=None, family: str = "gaussian", scale_bound: float = 0.11,
+                           likelihood_bound: float = 1e-9):
+    """Bounded likelihood (see module docs); shapes must match (no broadcasting)."""
+    _check_conditional(values, scales, means, family)
     return ConditionalLikelihood.apply(values, scales, means, FAMILIES[family], float(scale_bound),
                                        float(likelihood_bound))
+
+
+@torch.no_grad()
+def conditional_bits(values, scales, means=None, family: str = "gaussian", scale_bound: float = 0.11,
+                     likelihood_bound: float = 1e-9):
+    """-log2 of :func:`conditional_likelihood`, per element, for bit maps (no gradient). On CUDA
+    tensors the forward kernel writes the bits itself (float32)."""
+    if not _cuda_ready(values, scales, means):
+        return -torch.log2(conditional_likelihood(values, scales, means, family, scale_bound, likelihood_bound))
+    _check_conditional(values, scales, means, family)
+    v, s, m = _flat32(values), _flat32(scales), _flat32(means)
+    lik, bits = torch.empty_like(v), torch.empty_like(v)
+    _cuda.conditional_likelihood_forward(v.data_ptr(), s.data_ptr(), 0 if m is None else m.data_ptr(), v.numel(),
+                                         FAMILIES[family], float(scale_bound), float(likelihood_bound),
+                                         lik.data_ptr(), bits.data_ptr(), torch.cuda.current_stream().cuda_stream)
+    return bits
 
 
 # --- scale -> table row on the GPU -------------------------------------------------------------

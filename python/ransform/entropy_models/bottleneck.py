@@ -11,6 +11,8 @@ from torch import nn
 
 from ransform.coder import decode, encode
 from ransform.entropy_models.base import EntropyModel, as_host_array
+from ransform.fused import backend
+from ransform.fused_bottleneck import bottleneck_likelihood
 from ransform.tables import CategoricalTable
 
 
@@ -121,8 +123,12 @@ class EntropyBottleneck(EntropyModel):
         # Noise ignores the medians; not touching ``quantiles`` keeps them out of the graph
         # (DistributedDataParallel must not wait for a gradient that never comes).
         outputs = self.quantize(values, mode, None if mode == "noise" else self.medians())
-        likelihood, _, _ = self.likelihood(outputs)
-        return self._like_input(outputs, x), self._like_input(self.bound_likelihood(likelihood), x)
+        if outputs.is_cuda and backend() == "cuda":  # likelihood and bound in one kernel each way
+            likelihood = bottleneck_likelihood(outputs, self.matrices, self.biases, self.factors,
+                                               self.likelihood_bound)
+        else:  # autograd of the plain ops is faster on the CPU than the explicit reference backward
+            likelihood = self.bound_likelihood(self.likelihood(outputs)[0])
+        return self._like_input(outputs, x), self._like_input(likelihood, x)
 
     # --- coding -------------------------------------------------------------------------------
     @torch.no_grad()
