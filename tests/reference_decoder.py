@@ -489,10 +489,11 @@ def _loss(p: list, f: list, i: int) -> float:
 
 
 def quantize(p: list, precision: int) -> list:
-    """Section 8.3. Heaps with lazy deletion, like the library: an entry carries the f it was
-    computed for and is dropped when it reaches the top with a stale f. An entry's value is a
-    function of (i, f[i]) alone, so the top valid entry is always the argmax (argmin) of 8.3;
-    quantize_naive checks that on small inputs."""
+    """Section 8.3. Heaps with lazy deletion (the library re-keys indexed heaps instead; both
+    pick the same symbol): an entry carries the f it was computed for and is dropped when it
+    reaches the top with a stale f. An entry's value is a function of (i, f[i]) alone, so the
+    top valid entry is always the argmax (argmin) of 8.3; quantize_naive checks that on small
+    inputs."""
     M = 1 << precision
     f = start_frequencies(p, precision)
     excess = sum(f) - M

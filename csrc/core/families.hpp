@@ -11,7 +11,6 @@
 
 #include <cstdint>
 #include <string>
-#include <vector>
 
 #include "core/detmath.hpp"
 #include "core/error.hpp"
@@ -66,29 +65,12 @@ RANSFORM_HD inline void half_integer_tails_into(Family f, double scale, int32_t 
   for (int32_t k = 0; k <= radius; ++k) tail[k] = upper_tail(f, k + 0.5, scale);
 }
 
-inline std::vector<double> half_integer_tails(Family f, double scale, int32_t radius) {
-  std::vector<double> tail(radius + 1);
-  half_integer_tails_into(f, scale, radius, tail.data());
-  return tail;
-}
-
 // Probabilities of -R..R followed by the escape mass 2 T(R + 1/2) (2R + 2 entries), from
 // the tails T(k + 1/2), k = 0..R.
 RANSFORM_HD inline void pmf_from_tails_into(const double* tail, int32_t radius, double* p) {
   p[radius] = 1.0 - 2.0 * tail[0];
   for (int32_t k = 1; k <= radius; ++k) p[radius + k] = p[radius - k] = tail[k - 1] - tail[k];
   p[2 * radius + 1] = 2.0 * tail[radius];
-}
-
-inline std::vector<double> pmf_from_tails(const std::vector<double>& tail) {
-  const int32_t radius = static_cast<int32_t>(tail.size()) - 1;
-  std::vector<double> p(2 * radius + 2);
-  pmf_from_tails_into(tail.data(), radius, p.data());
-  return p;
-}
-
-inline std::vector<double> discretised_pmf(Family f, double scale, int32_t radius) {
-  return pmf_from_tails(half_integer_tails(f, scale, radius));
 }
 
 // Bits of the exp-Golomb part of an escape d + 1 symbols past the support (escape.hpp).

@@ -78,7 +78,7 @@ class GaussianMixtureConditional(EntropyModel):
                             max_symbols=self.max_symbols, precision=self.precision, threads=self.threads)
 
     def _slices(self, n: int):
-        return [(a, min(n, a + self.slice_elements)) for a in range(0, n, self.slice_elements)] or [(0, 0)]
+        return [(a, min(n, a + self.slice_elements)) for a in range(0, n, self.slice_elements)]
 
     def _slice_table(self, rows, a: int, b: int) -> CategoricalTable:
         freqs, offsets, lengths = rows
@@ -94,7 +94,7 @@ class GaussianMixtureConditional(EntropyModel):
         for i in range(len(x)):
             rows = self._rows(scales, means, weights, i)
             parts = [encode(symbols[i, a:b], np.arange(b - a, dtype=np.int32), self._slice_table(rows, a, b),
-                            threads=self.threads) for a, b in self._slices(symbols.shape[1]) if b > a]
+                            threads=self.threads) for a, b in self._slices(symbols.shape[1])]
             strings.append(join_streams(parts))
         return strings
 
@@ -110,7 +110,7 @@ class GaussianMixtureConditional(EntropyModel):
         images = []
         for i, data in enumerate(strings):
             rows = self._rows(scales, means, weights, i)
-            slices = [(a, b) for a, b in self._slices(n) if b > a]
+            slices = self._slices(n)
             parts = split_streams(data, len(slices))
             images.append(np.concatenate(
                 [decode(part, np.arange(b - a, dtype=np.int32), self._slice_table(rows, a, b), threads=self.threads)
