@@ -108,3 +108,67 @@ def test_cli_compress_decompress(checkpoint, tmp_path, capsys):
     assert "cannot read image" in capsys.readouterr().err
     assert cli.main(["compress", str(src), "--model", "mbt2018-mean", "--quality", "3"]) == 2
     assert "no shipped weights" in capsys.readouterr().err
+
+
+def test_version_2_records_the_coding_mode_and_version_1_files_still_read():
+    for portable in (False, True):
+        data = pack(item(portable=portable))
+        assert data[4:6] == bytes([2, int(portable)])
+        assert unpack(data).portable is portable
+    v2 = pack(item())
+    body = v2[:4] + bytes([1]) + v2[6:-4]   # version 1: no flags byte
+    import struct
+    import zlib
+    v1 = body + struct.pack("<I", zlib.crc32(body))
+    assert unpack(v1) == item(portable=False)
+
+
+def test_unknown_flags_are_refused():
+    import struct
+    import zlib
+    body = pack(item())[:-4]
+    body = body[:5] + bytes([0x82]) + body[6:]
+    with pytest.raises(ContainerError, match="unsupported .rfm flags 0x82"):
+        unpack(body + struct.pack("<I", zlib.crc32(body)))
+
+
+@pytest.fixture(scope="module")
+def portable_checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    net = models.MeanScaleHyperprior(16, 24).eval()
+    net.update()
+    float_path = tmp_path_factory.mktemp("ckpt") / "float.pth.tar"
+    torch.save({"model": "mbt2018-mean", "quality": 2, "state_dict": net.state_dict()}, float_path)
+    net.make_portable([torch.rand(3, 64, 64)])
+    path = float_path.with_name("portable.pth.tar")
+    torch.save({"model": "mbt2018-mean", "quality": 2, "state_dict": net.state_dict()}, path)
+    return float_path, path
+
+
+def test_portable_is_the_default_and_float_files_keep_their_fingerprint(portable_checkpoint):
+    float_path, portable_path = portable_checkpoint
+    converted, original = codec.load_model(checkpoint=str(portable_path)), codec.load_model(checkpoint=str(float_path))
+    x = torch.rand(3, 40, 70)
+    data = codec.compress(converted, x)
+    assert unpack(data).portable
+    float_data = codec.compress(converted, x, portable=False)
+    assert not unpack(float_data).portable
+    # a float file made before the conversion decodes with the converted model, and back
+    old = codec.compress(original, x)
+    assert not unpack(old).portable and unpack(old).weights == unpack(float_data).weights
+    assert torch.equal(codec.decompress(converted, old), codec.decompress(original, old))
+    assert torch.equal(codec.decompress(original, float_data), codec.decompress(converted, float_data))
+    with pytest.raises(ContainerError, match="portable entropy parameters, and this mbt2018-mean has none"):
+        codec.decompress(original, data)
+
+
+def test_a_float_file_that_fails_says_why(portable_checkpoint):
+    float_path, _ = portable_checkpoint
+    model = codec.load_model(checkpoint=str(float_path))
+    with torch.no_grad():
+        model.net.g_a[-1].weight.mul_(5)   # many symbols, so wrong rows cannot go unnoticed
+    data = codec.compress(model, torch.rand(3, 64, 128))
+    # another machine: the float hyper-synthesis gives slightly different scales
+    model.net.h_s.register_forward_hook(lambda m, args, out: out + 2.0)
+    with pytest.raises(codec.FloatModeError, match="most likely written on another machine or with another thread"):
+        codec.decompress(model, data)

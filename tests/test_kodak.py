@@ -31,7 +31,7 @@ def test_every_kodak_image_round_trips_to_the_forward_reconstruction(name):
         net.g_a[-1].weight.mul_(3)  # spread latents: many nonzero symbols
     net.eval()
     net.update()
-    model = codec.LoadedModel(net, name, 1, b"\x00" * 8)
+    model = codec.LoadedModel(net, name, 1)
     for path in IMAGES:
         x = codec.read_image(path)
         data = codec.compress(model, x)

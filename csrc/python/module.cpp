@@ -9,6 +9,7 @@ namespace py = pybind11;
 void bind_tables(py::module_& m);
 void bind_coder(py::module_& m);
 void bind_mixtures(py::module_& m);
+void bind_intnet(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "ransform native coder: rANS streams, quantized tables, scale -> index maps";
@@ -17,4 +18,5 @@ PYBIND11_MODULE(_core, m) {
   bind_tables(m);
   bind_coder(m);
   bind_mixtures(m);
+  bind_intnet(m);
 }

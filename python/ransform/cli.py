@@ -100,13 +100,15 @@ def compress_cmd(args) -> int:
     model = codec.load_model(args.model, args.quality, args.checkpoint)
     x = codec.read_image(args.image)
     t1 = time.perf_counter()
-    data = codec.compress(model, x)
+    data = codec.compress(model, x, portable=False if args.float else None)
     t2 = time.perf_counter()
     out = args.output or str(args.image) + ".rfm"
     with open(out, "wb") as f:
         f.write(data)
     h, w = x.shape[-2:]
-    line = f"{out}: {len(data)} bytes, {8 * len(data) / (h * w):.4f} bpp, encode {t2 - t1:.2f} s (model load {t1 - t0:.2f} s)"
+    mode = "float entropy parameters" if args.float or not model.net.is_portable else "portable"
+    line = (f"{out}: {len(data)} bytes, {8 * len(data) / (h * w):.4f} bpp, {mode}, encode {t2 - t1:.2f} s "
+            f"(model load {t1 - t0:.2f} s)")
     if not args.no_psnr:
         x_hat = codec.decompress(model, data)
         line += f", PSNR {_psnr(codec.to_uint8(x_hat), codec.to_uint8(x)):.2f} dB"
@@ -241,6 +243,10 @@ def convert_cmd(args) -> int:
         model.net.load_state_dict(halved)  # the float32 model that loading the file gives...
         model.net.update(force=True)       # ...and the tables of exactly that model
         weights = {k: halved[k] if k in params else v for k, v in model.net.state_dict().items()}
+    if args.portable:  # after halving: calibrate the float model that loading the file gives
+        images = codec.calibration_images(args.calibration, args.calibration_images)
+        model.net.make_portable(images)
+        weights.update({k: v for k, v in model.net.state_dict().items() if k.startswith("portable.")})
     state = {"model": model.name, "quality": model.quality, "state_dict": weights}
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     tmp = args.output + ".tmp"
@@ -251,6 +257,7 @@ def convert_cmd(args) -> int:
     final = os.path.join(os.path.dirname(args.output), f"{stem}-{digest}{dot}{suffix}")
     os.replace(tmp, final)
     print(f"{final}: {model.name} quality {model.quality}, coder tables filled"
+          + (", portable entropy parameters" if args.portable else "")
           + (", parameters in float16" if args.half else f", weights fingerprint {model.fingerprint.hex()}"))
     return 0
 
@@ -339,6 +346,9 @@ def main(argv=None) -> int:
     p.add_argument("-o", "--output", help="output .rfm file (default: IMAGE.rfm)")
     _model_args(p, "checkpoint file (ransform training checkpoint, or CompressAI's with --model)")
     p.add_argument("--no-psnr", action="store_true", help="skip decoding the result to report its PSNR")
+    p.add_argument("--float", action="store_true", help="code with the float entropy-parameter networks (as "
+                   "CompressAI does; the file may not decode on another machine or thread count) instead of "
+                   "the portable integer ones (the default when the model has them)")
     p.set_defaults(run=compress_cmd)
 
     p = sub.add_parser("decompress", help="decompress an .rfm file into a PNG",
@@ -395,6 +405,10 @@ def main(argv=None) -> int:
     p.add_argument("--model", help="registry name (required for CompressAI checkpoints)")
     p.add_argument("--half", action="store_true", help="store parameters in float16 (half the size; they load as "
                    "float32, so the loaded model is what files are coded with)")
+    p.add_argument("--portable", action="store_true", help="add portable (integer) entropy parameters, so files "
+                   "decode on every machine (docs/guide/portable.md)")
+    p.add_argument("--calibration", help="folder of images to calibrate --portable on (default: the bundled photo)")
+    p.add_argument("--calibration-images", type=int, default=8, help="how many of its images (default 8)")
     p.set_defaults(run=convert_cmd)
 
     p = sub.add_parser("train", help="train a model on an image folder (random crops; resumes from --out)",

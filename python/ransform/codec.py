@@ -3,15 +3,21 @@ into the container (:mod:`ransform.container`); and the reverse, checking that t
 the one that wrote the file."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from PIL import Image
 
 from ransform import models, zoo
+from ransform._core import StreamError
 from ransform.container import CompressedImage, ContainerError, pack, unpack, weights_fingerprint
 from ransform.image import crop, pad, padding_for
+
+
+class FloatModeError(StreamError):
+    """A float-mode file that does not decode here (most likely written on another machine)."""
 
 
 @dataclass
@@ -19,7 +25,29 @@ class LoadedModel:
     net: models.CompressionModel
     name: str           # registry name written into files
     quality: int        # 0 when unknown
-    fingerprint: bytes
+    _fingerprints: dict = field(default_factory=dict, repr=False)
+
+    def fingerprint_for(self, portable: bool) -> bytes:
+        """The weights fingerprint a file written in that mode carries (container.py)."""
+        if portable not in self._fingerprints:
+            self._fingerprints[portable] = weights_fingerprint(self.net.state_dict(), portable)
+        return self._fingerprints[portable]
+
+    @property
+    def fingerprint(self) -> bytes:
+        """The fingerprint of files written in the model's current coding mode."""
+        return self.fingerprint_for(self.net.is_portable)
+
+
+@contextmanager
+def coding_mode(net: models.CompressionModel, portable: bool):
+    """The model in portable or float coding mode for the duration of a block."""
+    before = net.coding_mode
+    net.coding_mode = "portable" if portable else "float"
+    try:
+        yield net
+    finally:
+        net.coding_mode = before
 
 
 def load_model(name: str | None = None, quality: int | None = None, checkpoint: str | None = None) -> LoadedModel:
@@ -37,7 +65,28 @@ def load_model(name: str | None = None, quality: int | None = None, checkpoint: 
         if name is None or quality is None:
             raise ValueError("give --model and --quality (shipped weights) or --checkpoint PATH")
         net = zoo.load(name, quality)
-    return LoadedModel(net, name, int(quality or 0), weights_fingerprint(net.state_dict()))
+    return LoadedModel(net, name, int(quality or 0))
+
+
+def calibration_images(directory=None, count: int = 8, side: int = 512) -> list[torch.Tensor]:
+    """A few images to calibrate portable entropy parameters on: the first ``count`` images
+    of ``directory`` (sorted, searched recursively), or the bundled photograph; each
+    centre-cropped to at most ``side`` x ``side`` pixels."""
+    from importlib import resources
+    from ransform.training import image_files
+    if directory is None:
+        files = [resources.files("ransform") / "data" / "coffee.png"]
+    else:
+        files = image_files(directory)[:count]
+        if not files:
+            raise ValueError(f"no images in {directory}")
+    out = []
+    for f in files:
+        x = read_image(f)
+        h, w = min(side, x.shape[1]), min(side, x.shape[2])
+        top, left = (x.shape[1] - h) // 2, (x.shape[2] - w) // 2
+        out.append(x[:, top:top + h, left:left + w])
+    return out
 
 
 def read_image(path) -> torch.Tensor:
@@ -61,14 +110,20 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def compress(model: LoadedModel, x: torch.Tensor) -> bytes:
-    """x (3, H, W) in [0, 1] -> the bytes of an .rfm file."""
+def compress(model: LoadedModel, x: torch.Tensor, portable: bool | None = None) -> bytes:
+    """x (3, H, W) in [0, 1] -> the bytes of an .rfm file.
+
+    ``portable``: code with portable entropy parameters (files decode on every machine; the
+    default whenever the model has them) or, with False, with the float networks (files
+    decode reliably only where they were written). The file records which."""
     if x.dim() != 3 or x.shape[0] != 3:
         raise ValueError(f"expected a (3, H, W) image, got shape {tuple(x.shape)}")
+    portable = model.net.is_portable if portable is None else bool(portable)
     padded, padding = pad(x[None], model.net.downsampling_factor)
-    c = model.net.compress(padded)
-    return pack(CompressedImage(model.name, model.quality, model.fingerprint, x.shape[1], x.shape[2], padding,
-                                tuple(c["shape"]), [strings[0] for strings in c["strings"]]))
+    with coding_mode(model.net, portable):
+        c = model.net.compress(padded)
+    return pack(CompressedImage(model.name, model.quality, model.fingerprint_for(portable), x.shape[1], x.shape[2],
+                                padding, tuple(c["shape"]), [strings[0] for strings in c["strings"]], portable))
 
 
 def model_for(data: bytes, checkpoint: str | None = None) -> LoadedModel:
@@ -85,12 +140,29 @@ def decompress(model: LoadedModel, data: bytes) -> torch.Tensor:
     item = unpack(data)
     if item.model != model.name:
         raise ContainerError(f"the file was written by model {item.model!r}, not {model.name!r}")
-    if item.weights != model.fingerprint:
+    if item.portable and not model.net.is_portable and model.net.portable is None:
+        raise ContainerError(f"the file was written with portable entropy parameters, and this {item.model} "
+                             "has none: decode with the model that wrote it (convert a float checkpoint with "
+                             "`ransform convert --portable`, calibrated as the encoder's was)")
+    fingerprint = model.fingerprint_for(item.portable)
+    if item.weights != fingerprint:
         raise ContainerError(f"the file was written with other weights of {item.model} (fingerprint "
-                             f"{item.weights.hex()}, this model's is {model.fingerprint.hex()})")
+                             f"{item.weights.hex()}, this model's is {fingerprint.hex()})")
     if item.padding != padding_for(item.height, item.width, model.net.downsampling_factor):
         raise ContainerError("corrupted file: padding does not match the image size")
-    x_hat = model.net.decompress([[s] for s in item.streams], item.latent_shape)["x_hat"]
+    with coding_mode(model.net, item.portable):
+        try:
+            x_hat = model.net.decompress([[s] for s in item.streams], item.latent_shape)["x_hat"]
+        except ValueError as exc:
+            if item.portable:
+                raise
+            raise FloatModeError(
+                f"decoding failed ({exc}). This file was written with floating-point entropy parameters "
+                "(coding mode 'float'): the coder rows it needs come from float networks whose results "
+                "change with the machine, the thread count and the math libraries, so it was most likely "
+                "written on another machine or with another thread count (OMP_NUM_THREADS) than this "
+                "decoder's. Decode it with the settings it was written with; files written in portable "
+                "mode (the default) decode anywhere.") from exc
     expected = tuple(n + a + b for n, a, b in ((item.height, item.padding[2], item.padding[3]),
                                               (item.width, item.padding[0], item.padding[1])))
     if tuple(x_hat.shape[-2:]) != expected:

@@ -1,7 +1,8 @@
 """The ``.rfm`` file: one image compressed by one model (docs/FORMAT.md, "File container").
 
     magic      4 bytes   0x8F 'R' 'F' 'M'
-    version    1 byte    1
+    version    1 byte    2 (version 1 files, which have no flags byte, are still read)
+    flags      1 byte    bit 0: portable entropy parameters; other bits 0
     model      u8 length + UTF-8 registry name
     quality    u8        (0: not a zoo quality, e.g. a custom checkpoint)
     weights    8 bytes   fingerprint of the model's weights (first 8 bytes of a SHA-256)
@@ -20,8 +21,10 @@ import zlib
 from dataclasses import dataclass
 
 MAGIC = b"\x8fRFM"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MAX_NAME = 255
+FLAG_PORTABLE = 0x01
 
 
 class ContainerError(ValueError):
@@ -38,13 +41,16 @@ class CompressedImage:
     padding: tuple          # (left, right, top, bottom)
     latent_shape: tuple     # (h, w) of the smallest latent, as models' compress returns it
     streams: list           # bytes, one per latent (y, z, ...)
+    portable: bool = False  # entropy parameters from integer networks (decode anywhere)
 
 
-def weights_fingerprint(state_dict) -> bytes:
+def weights_fingerprint(state_dict, portable: bool = True) -> bytes:
     """First 8 bytes of the SHA-256 of the weights (keys in order, then tensor bytes): a file
-    decoded with other weights than its encoder's would give garbage, so it is refused."""
+    decoded with other weights than its encoder's would give garbage, so it is refused.
+    A float-mode file does not depend on the portable networks (keys ``portable.*``), so its
+    fingerprint leaves them out: converting a model keeps its float files readable."""
     h = hashlib.sha256()
-    for key in sorted(state_dict):
+    for key in sorted(k for k in state_dict if portable or not k.startswith("portable.")):
         t = state_dict[key]
         h.update(key.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
@@ -68,7 +74,8 @@ def pack(item: CompressedImage) -> bytes:
         raise ValueError(f"model name must be 1..{MAX_NAME} bytes")
     if not 0 <= item.quality <= 255 or len(item.weights) != 8:
         raise ValueError("quality must be 0..255 and the weights fingerprint 8 bytes")
-    parts = [MAGIC, bytes([VERSION, len(name)]), name, bytes([item.quality]), item.weights]
+    flags = FLAG_PORTABLE if item.portable else 0
+    parts = [MAGIC, bytes([VERSION, flags, len(name)]), name, bytes([item.quality]), item.weights]
     for n in (item.height, item.width, *item.padding, *item.latent_shape):
         parts.append(_varint(int(n)))
     parts.append(_varint(len(item.streams)))
@@ -106,13 +113,18 @@ def unpack(data: bytes) -> CompressedImage:
         raise ContainerError("not a ransform .rfm file (wrong magic bytes)")
     if len(data) < 10:
         raise ContainerError(f"truncated file: {len(data)} bytes")
-    if data[4] != VERSION:
-        raise ContainerError(f"unsupported .rfm version {data[4]} (this ransform reads version {VERSION})")
+    version = data[4]
+    if version not in READABLE_VERSIONS:
+        raise ContainerError(f"unsupported .rfm version {version} (this ransform reads versions "
+                             f"{', '.join(map(str, READABLE_VERSIONS))})")
     body, crc = data[:-4], struct.unpack("<I", data[-4:])[0]
     if zlib.crc32(body) != crc:
         raise ContainerError("damaged file: checksum mismatch (the file was truncated or altered)")
     r = _Reader(body)
     r.take(5, "header")
+    flags = r.take(1, "flags")[0] if version >= 2 else 0
+    if flags & ~FLAG_PORTABLE:
+        raise ContainerError(f"unsupported .rfm flags {flags:#04x} (written by a newer ransform?)")
     name = r.take(r.take(1, "model name length")[0], "model name")
     try:
         model = name.decode()
@@ -131,4 +143,5 @@ def unpack(data: bytes) -> CompressedImage:
         raise ContainerError(f"corrupted file: {len(body) - r.pos} unexpected bytes after the streams")
     if not height or not width:
         raise ContainerError("corrupted file: empty image size")
-    return CompressedImage(model, quality, weights, height, width, padding, latent_shape, streams)
+    return CompressedImage(model, quality, weights, height, width, padding, latent_shape, streams,
+                           bool(flags & FLAG_PORTABLE))

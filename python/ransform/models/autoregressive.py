@@ -26,6 +26,7 @@ from ransform.coder import Decoder, encode
 from ransform.entropy_models.base import as_host_array
 from ransform.layers import (GDN, MaskedConv2d, ResidualBlock, ResidualBlockUpsample, ResidualBlockWithStride,
                              conv, conv3x3, deconv, subpel_conv3x3)
+from ransform.models.base import native_threads, per_image
 from ransform.models.hyperprior import MeanScaleHyperprior
 
 EVAL_CONTEXTS = ("coded", "compressai")
@@ -63,14 +64,24 @@ class JointAutoregressiveHierarchicalPriors(MeanScaleHyperprior):
     def forward(self, x):
         y = self.g_a(x)
         z_hat, z_likelihoods = self.entropy_bottleneck(self.h_a(y))
-        hyper_params = self.hyper_synthesis(z_hat, coded=not self.training)
         if self.training or self.eval_context == "compressai":
+            hyper_params = self.hyper_synthesis(z_hat, coded=not self.training)
             y_hat, y_likelihoods = self._parallel_forward(y, hyper_params, self.training)
         else:
-            y_hat, scales, means = self.coded_pass(y, hyper_params)
+            y_hat, scales, means = self.coded_pass(y, self.coded_hyper(z_hat))
             y_likelihoods = self.gaussian_conditional.bound_likelihood(
                 self.gaussian_conditional.likelihood(y_hat, scales, means))
         return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+
+    def hyper_synthesis(self, z_hat, coded: bool):
+        """Float h_s(z_hat) (each image alone when ``coded``); see :meth:`coded_hyper`."""
+        return per_image(self.h_s, z_hat) if coded else self.h_s(z_hat)
+
+    def coded_hyper(self, z_hat):
+        """What the coded pass starts from: the portable h_s's int16 output, or the float one."""
+        if self.is_portable:
+            return self.portable.h_s(z_hat, native_threads())
+        return self.hyper_synthesis(z_hat, coded=True)
 
     def context(self, y_hat):
         """Context parameters of every position from y_hat (training and parallel evaluation)."""
@@ -82,16 +93,57 @@ class JointAutoregressiveHierarchicalPriors(MeanScaleHyperprior):
 
         With ``decoder`` (a list of one :class:`ransform.Decoder` per image) the symbols come
         from the streams; otherwise from y. Returns tensors shaped like hyper_params' halves."""
-        outs = [self._coded_pass_one(None if y is None else y[i], hyper_params[i],
-                                     None if decoder is None else decoder[i])
+        one = self._portable_pass_one if self.is_portable else self._coded_pass_one
+        outs = [one(None if y is None else y[i], hyper_params[i], None if decoder is None else decoder[i])
                 for i in range(hyper_params.shape[0])]
         return tuple(torch.stack(t) for t in zip(*outs))
+
+    def _causal_taps(self):
+        """(taps, pad): the flat indexes of the mask's causal taps in the k x k kernel."""
+        k = self.context_prediction.kernel_size[0]
+        return torch.nonzero(self.context_prediction.mask[0, 0].flatten()).flatten(), k // 2
+
+    def _symbols(self, y, rows, cols, scales, means, decoder):
+        """The step's symbols (P, M) as floats: decoded, or round(y - means) when encoding."""
+        if decoder is not None:
+            indexes = self.gaussian_conditional.build_indexes(scales)
+            return torch.from_numpy(decoder.decode(indexes)).to(means.dtype)
+        return torch.round(y[:, rows, cols].t() - means)
+
+    def _portable_pass_one(self, y, hyper, decoder):
+        """The coded pass with the portable integer networks: hyper (2M, H, W) int16; each
+        step gathers the quantized y_hat at the causal taps, runs the context layer as a 1x1
+        layer over them and the entropy-parameter network, all in exact integers."""
+        part, threads = self.portable, native_threads()
+        M, H, W = hyper.shape[0] // 2, hyper.shape[1], hyper.shape[2]
+        taps, pad = self._causal_taps()
+        ctx_weight, ctx_layer = part.context_taps(taps.to(hyper.device))
+        y_q = hyper.new_zeros(M, H + 2 * pad, W + 2 * pad)   # the context's int16 input
+        flat = y_q.view(M, -1)
+        y_hat = hyper.new_zeros(M, H, W, dtype=torch.float32)
+        scales_out, means_out = torch.empty_like(y_hat), torch.empty_like(y_hat)
+        hp = hyper.reshape(2 * M, H * W)
+        k = self.context_prediction.kernel_size[0]
+        tap_offsets = ((taps // k) * (W + 2 * pad) + taps % k).to(hyper.device)
+        for rows, cols in self.wavefront(H, W):
+            corner = torch.from_numpy(rows * (W + 2 * pad) + cols).to(hyper.device)
+            patches = flat[:, corner[:, None] + tap_offsets[None, :]]                     # (M, P, taps)
+            P = len(rows)
+            ctx = ctx_layer.linear(patches.permute(0, 2, 1).reshape(-1, 1, P), ctx_weight, threads)
+            h = torch.cat([hp[:, torch.from_numpy(rows * W + cols).to(hyper.device)].view(2 * M, 1, P), ctx])
+            params = part.entropy_parameters.run(h, threads).view(2 * M, P).t()
+            scales, means = params[:, :M], params[:, M:]
+            values = (self._symbols(y, rows, cols, scales, means, decoder) + means).t()   # (M, P)
+            y_hat[:, rows, cols] = values
+            y_q[:, rows + pad, cols + pad] = part.context.quantize_input(values[:, None, :])[:, 0, :]
+            scales_out[:, rows, cols] = scales.t()
+            means_out[:, rows, cols] = means.t()
+        return y_hat, scales_out, means_out
 
     def _coded_pass_one(self, y, hyper_params, decoder):
         M, H, W = hyper_params.shape[0] // 2, hyper_params.shape[1], hyper_params.shape[2]
         k = self.context_prediction.kernel_size[0]
-        pad = k // 2
-        taps = torch.nonzero(self.context_prediction.mask[0, 0].flatten()).flatten()  # causal taps
+        taps, pad = self._causal_taps()
         weight = self.context_prediction.weight.flatten(2)[:, :, taps].flatten(1)     # (2M, M*taps)
         bias = self.context_prediction.bias
         layers = [m for m in self.entropy_parameters if isinstance(m, nn.Conv2d)]
@@ -112,11 +164,7 @@ class JointAutoregressiveHierarchicalPriors(MeanScaleHyperprior):
                 if i < len(layers) - 1:
                     h = F.leaky_relu(h, slope)
             scales, means = h[:, :M], h[:, M:]
-            if decoder is not None:
-                indexes = self.gaussian_conditional.build_indexes(scales)
-                symbols = torch.from_numpy(decoder.decode(indexes)).to(means.dtype)
-            else:
-                symbols = torch.round(y[:, rows, cols].t() - means)
+            symbols = self._symbols(y, rows, cols, scales, means, decoder)
             y_pad[:, rows + pad, cols + pad] = (symbols + means).t()
             scales_out[:, rows, cols] = scales.t()
             means_out[:, rows, cols] = means.t()
@@ -139,8 +187,7 @@ class JointAutoregressiveHierarchicalPriors(MeanScaleHyperprior):
         y = self.g_a(x)
         z = self.h_a(y)
         z_strings = self.entropy_bottleneck.compress(z)
-        hyper_params = self.hyper_synthesis(self.entropy_bottleneck.dequantized(z), coded=True)
-        y_hat, scales, means = self.coded_pass(y, hyper_params)
+        y_hat, scales, means = self.coded_pass(y, self.coded_hyper(self.entropy_bottleneck.dequantized(z)))
         order = self._coding_order(*y.shape[-2:])
         gc = self.gaussian_conditional
         y_strings = []
@@ -155,9 +202,8 @@ class JointAutoregressiveHierarchicalPriors(MeanScaleHyperprior):
         if len(strings) != 2:
             raise ValueError(f"expected [y_strings, z_strings], got {len(strings)} lists")
         z_hat = self.entropy_bottleneck.decompress(strings[1], shape)
-        hyper_params = self.hyper_synthesis(z_hat, coded=True)
         decoders = [Decoder(s, self.gaussian_conditional.table) for s in strings[0]]
-        y_hat, _, _ = self.coded_pass(None, hyper_params, decoders)
+        y_hat, _, _ = self.coded_pass(None, self.coded_hyper(z_hat), decoders)
         for d in decoders:
             if d.remaining:
                 raise ValueError(f"the y stream holds {d.remaining} symbols more than the latent")
@@ -207,9 +253,33 @@ class CheckerboardContext(JointAutoregressiveHierarchicalPriors):
         rows, cols = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
         return ((rows + cols) % 2 == 0).to(like.dtype).to(like.device)
 
+    def hyper_synthesis(self, z_hat, coded: bool):
+        """Float h_s(z_hat) (each image alone when ``coded``); see :meth:`coded_hyper`."""
+        return per_image(self.h_s, z_hat) if coded else self.h_s(z_hat)
+
+    def coded_hyper(self, z_hat):
+        """What the coded pass starts from: the portable h_s's int16 output, or the float one."""
+        if self.is_portable:
+            return self.portable.h_s(z_hat, native_threads())
+        return self.hyper_synthesis(z_hat, coded=True)
+
     def context(self, y_hat):
         anchors = self.anchor_mask(*y_hat.shape[-2:], y_hat)
         return self.context_prediction(y_hat * anchors) * (1 - anchors)
+
+    def _pass_parameters(self, hyper, y_hat, first: bool):
+        """(N, 2M, H, W) float parameters of one pass: the anchors' from the hyperprior alone,
+        the others' with the context of the decoded anchors."""
+        if not self.is_portable:
+            ctx = torch.zeros_like(hyper) if first else self.context(y_hat)
+            return self.entropy_parameters(torch.cat([hyper, ctx], 1))
+        part, threads = self.portable, native_threads()
+        others = (1 - self.anchor_mask(*y_hat.shape[-2:], y_hat)).to(hyper.dtype)
+        out = []
+        for i in range(hyper.shape[0]):
+            ctx = torch.zeros_like(hyper[i]) if first else part.context.run(y_hat[i], threads) * others
+            out.append(part.entropy_parameters.run(torch.cat([hyper[i], ctx]), threads))
+        return torch.stack(out)
 
     def _positions(self, H: int, W: int):
         anchors = self.anchor_mask(H, W, torch.zeros(())).flatten().numpy().astype(bool)
@@ -221,12 +291,12 @@ class CheckerboardContext(JointAutoregressiveHierarchicalPriors):
 
     def coded_pass(self, y, hyper_params, decoder=None):
         N, M, H, W = hyper_params.shape[0], hyper_params.shape[1] // 2, *hyper_params.shape[-2:]
-        y_hat = hyper_params.new_zeros(N, M, H, W)
-        scales = hyper_params.new_empty(N, M, H * W)
-        means = hyper_params.new_empty(N, M, H * W)
+        dtype = torch.float32 if self.is_portable else hyper_params.dtype
+        y_hat = hyper_params.new_zeros(N, M, H, W, dtype=dtype)
+        scales = hyper_params.new_empty(N, M, H * W, dtype=dtype)
+        means = hyper_params.new_empty(N, M, H * W, dtype=dtype)
         for positions, first in zip(self._positions(H, W), (True, False)):
-            ctx = torch.zeros_like(hyper_params) if first else self.context(y_hat)
-            params = self.entropy_parameters(torch.cat([hyper_params, ctx], 1)).flatten(2)
+            params = self._pass_parameters(hyper_params, y_hat, first).flatten(2)
             s, m = params[:, :M, positions], params[:, M:, positions]
             flat = y_hat.view(N, M, H * W)
             for i in range(N):

@@ -6,6 +6,7 @@ from torch import nn
 
 from ransform.compat import convert_state_dict
 from ransform.entropy_models import EntropyBottleneck, EntropyModel
+from ransform.portable import portable_part
 
 
 class CompressionModel(nn.Module):
@@ -17,6 +18,59 @@ class CompressionModel(nn.Module):
     """
 
     downsampling_factor: int = 16
+    CODING_MODES = ("portable", "float")
+
+    def __init__(self):
+        super().__init__()
+        #: integer networks for the entropy parameters (``make_portable``), or None
+        self.portable: nn.Module | None = None
+        self._coding_mode = "float"
+
+    # --- portable entropy parameters (docs/guide/portable.md) -------------------------------------
+    @property
+    def coding_mode(self) -> str:
+        """``"portable"``: the coded rows and means come from integer networks, identical on
+        every machine (the default once converted); ``"float"``: from the float networks, as
+        CompressAI codes (files may not decode on another machine or thread count)."""
+        return "portable" if portable_part(self) is None else self._coding_mode
+
+    @coding_mode.setter
+    def coding_mode(self, mode: str) -> None:
+        if mode not in self.CODING_MODES:
+            raise ValueError(f"coding_mode must be one of {self.CODING_MODES}, got {mode!r}")
+        if mode == "portable" and self.portable is None and portable_part(self) is not None:
+            raise ValueError(f"{type(self).__name__} has no portable entropy parameters yet: call "
+                             "make_portable(images) (or `ransform convert --portable`) first")
+        self._coding_mode = mode
+
+    @property
+    def is_portable(self) -> bool:
+        """Whether coding now uses portable entropy parameters."""
+        return self.coding_mode == "portable"
+
+    @torch.no_grad()
+    def make_portable(self, images) -> "CompressionModel":
+        """Converts the entropy-parameter networks to integer networks calibrated on
+        ``images`` (a few (3, H, W) or (1, 3, H, W) tensors in [0, 1]; sizes may differ) and
+        switches to portable coding. Models without such networks just switch."""
+        part = portable_part(self)
+        if part is not None:
+            from ransform.image import pad
+            training = self.training
+            self.eval()
+            z_hats, y_hats = [], []
+            for x in images:
+                x = pad(x[None] if x.dim() == 3 else x, self.downsampling_factor)[0]
+                y = self.g_a(x.to(next(self.parameters())))
+                z_hats.append(self.entropy_bottleneck.dequantized(self.hyper_analysis(y)))
+                y_hats.append(torch.round(y))
+            if not z_hats:
+                raise ValueError("make_portable needs at least one calibration image")
+            part.calibrate(self, z_hats, y_hats)
+            self.portable = part.to(next(self.parameters()).device)
+            self.train(training)
+        self._coding_mode = "portable"
+        return self
 
     def aux_loss(self) -> torch.Tensor:
         """Sum of the EntropyBottlenecks' quantile losses (optimise with its own optimizer)."""
@@ -34,8 +88,13 @@ class CompressionModel(nn.Module):
         return changed
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        """Loads ransform or CompressAI checkpoints (see :mod:`ransform.compat`)."""
-        return super().load_state_dict(convert_state_dict(state_dict), strict=strict, assign=assign)
+        """Loads ransform or CompressAI checkpoints (see :mod:`ransform.compat`); a checkpoint
+        with portable entropy parameters switches to portable coding, one without to float."""
+        state = convert_state_dict(state_dict)
+        has_portable = any(k.startswith("portable.") for k in state)
+        self.portable = portable_part(self) if has_portable else None
+        self._coding_mode = "portable" if has_portable else "float"
+        return super().load_state_dict(state, strict=strict, assign=assign)
 
     @classmethod
     def from_state_dict(cls, state_dict, **kwargs) -> "CompressionModel":
@@ -59,6 +118,11 @@ class CompressionModel(nn.Module):
                              "pad with ransform.image.pad(x, model.downsampling_factor)")
         if not x.is_floating_point():
             raise TypeError(f"expected a floating-point image in [0, 1], got dtype {x.dtype}")
+
+
+def native_threads() -> int:
+    """Threads for the native integer networks: torch's own setting (OMP_NUM_THREADS)."""
+    return torch.get_num_threads()
 
 
 def per_image(fn, t: torch.Tensor) -> torch.Tensor:

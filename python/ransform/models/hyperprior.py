@@ -7,7 +7,7 @@ from torch import nn
 
 from ransform.entropy_models import EntropyBottleneck, GaussianConditional
 from ransform.layers import conv, deconv
-from ransform.models.base import CompressionModel, per_image
+from ransform.models.base import CompressionModel, native_threads, per_image
 from ransform.models.factorized import analysis, gdn, igdn, synthesis
 
 
@@ -33,9 +33,12 @@ class ScaleHyperprior(CompressionModel):
         return self.h_a(torch.abs(y))
 
     def hyper_synthesis(self, z_hat, coded: bool):
-        """h_s(z_hat). ``coded``: each image alone, as compress and decompress run it, so the
-        scales (and the rows chosen from them) cannot depend on the batch size; evaluation
-        uses it too, so forward's reconstruction and likelihoods are exactly the coded ones."""
+        """h_s(z_hat). ``coded``: as compress and decompress run it (evaluation too, so forward's
+        reconstruction and likelihoods are exactly the coded ones): the portable integer
+        network when the model has one, else h_s on each image alone (so at least the batch
+        size cannot change the scales)."""
+        if coded and self.is_portable:
+            return self.portable(z_hat, native_threads())
         return per_image(self.h_s, z_hat) if coded else self.h_s(z_hat)
 
     def hyper_parameters(self, z_hat, coded: bool | None = None):
