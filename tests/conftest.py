@@ -6,6 +6,7 @@
   csrc/core/format.hpp (used to check framing costs, lanes and chunks).
 - run_python(): runs a snippet in a child interpreter, so that a crash (segfault, abort)
   fails one test instead of killing pytest.
+- KODAK_IMAGES: the project's Kodak copy (empty where it is missing).
 
 Test modules import the plain helpers with ``from conftest import ...`` (pytest puts this
 directory on sys.path in its default "prepend" import mode).
@@ -13,6 +14,7 @@ directory on sys.path in its default "prepend" import mode).
 from __future__ import annotations
 
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -30,6 +32,14 @@ for profile, examples in (("ransform", 200), ("thorough", 1000)):
     settings.register_profile(profile, max_examples=examples, deadline=None, print_blob=True,
                               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ransform"))
+
+# The project's Kodak copy: next to the checkout, or where this machine keeps it (CI may clone
+# elsewhere); RANSFORM_KODAK overrides.
+_KODAK_CANDIDATES = [os.environ.get("RANSFORM_KODAK", ""),
+                     pathlib.Path(__file__).resolve().parents[2] / "shared/data/kodak", "/work/shared/data/kodak"]
+KODAK = next((pathlib.Path(c) for c in _KODAK_CANDIDATES
+              if c and len(list(pathlib.Path(c).glob("kodim*.png"))) == 24), pathlib.Path("missing"))
+KODAK_IMAGES = sorted(KODAK.glob("kodim*.png"))
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1

@@ -1,8 +1,6 @@
 """The container round trip on every Kodak image: the decoded pixels are exactly the model's
 own reconstruction (forward in evaluation mode, cropped), and the file is the estimate plus
 framing."""
-import pathlib
-
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -11,15 +9,7 @@ pytest.importorskip("PIL")
 from ransform import codec, models  # noqa: E402
 from ransform.image import crop, pad  # noqa: E402
 
-import os  # noqa: E402
-
-# The project's Kodak copy: next to the checkout, or where this machine keeps it (CI may clone
-# elsewhere); RANSFORM_KODAK overrides.
-CANDIDATES = [os.environ.get("RANSFORM_KODAK", ""), pathlib.Path(__file__).resolve().parents[2] / "shared/data/kodak",
-              "/work/shared/data/kodak"]
-KODAK = next((pathlib.Path(c) for c in CANDIDATES if c and len(list(pathlib.Path(c).glob("kodim*.png"))) == 24),
-             pathlib.Path("missing"))
-IMAGES = sorted(KODAK.glob("kodim*.png"))
+from conftest import KODAK_IMAGES as IMAGES  # noqa: E402
 
 
 @pytest.mark.skipif(len(IMAGES) != 24, reason="Kodak is not at ../shared/data/kodak")
@@ -31,6 +21,7 @@ def test_every_kodak_image_round_trips_to_the_forward_reconstruction(name):
         net.g_a[-1].weight.mul_(3)  # spread latents: many nonzero symbols
     net.eval()
     net.update()
+    net.make_portable(codec.calibration_images())  # the default coding mode of converted models
     model = codec.LoadedModel(net, name, 1)
     for path in IMAGES:
         x = codec.read_image(path)

@@ -1,10 +1,13 @@
 """Shipped weights, loadable by name: ``zoo.load("mbt2018-mean-small", quality=3)``.
 
-Each entry is a checkpoint file in ``ransform/weights/`` (coder tables filled), named with
-its hash; docs/MODELS.md records how each was trained and on what.
+Each entry is a gzip-compressed checkpoint file in ``ransform/weights/`` (coder tables and
+portable entropy parameters filled), named with the SHA-256 prefix of the uncompressed
+checkpoint; docs/MODELS.md records how each was trained, converted and on what.
 """
 from __future__ import annotations
 
+import gzip
+import io
 from pathlib import Path
 
 import torch
@@ -15,9 +18,9 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 
 # (name, quality) -> (registry architecture, checkpoint file name)
 SHIPPED: dict[tuple[str, int], tuple[str, str]] = {
-    ("mbt2018-mean-small", 1): ("mbt2018-mean", "mbt2018-mean-small-q1-9e4812ed.pth"),  # CPU-trained preview
-    ("mbt2018-mean-small", 2): ("mbt2018-mean", "mbt2018-mean-small-q2-1e1a04b5.pth"),
-    ("mbt2018-mean-small", 3): ("mbt2018-mean", "mbt2018-mean-small-q3-22fbb274.pth"),
+    ("mbt2018-mean-small", 1): ("mbt2018-mean", "mbt2018-mean-small-q1-25cfda84.pth.gz"),  # CPU-trained preview
+    ("mbt2018-mean-small", 2): ("mbt2018-mean", "mbt2018-mean-small-q2-adac8852.pth.gz"),
+    ("mbt2018-mean-small", 3): ("mbt2018-mean", "mbt2018-mean-small-q3-0b4f65bf.pth.gz"),
 }
 
 
@@ -33,7 +36,8 @@ def load(name: str, quality: int) -> models.CompressionModel:
         have = ", ".join(f"{n} q{q}" for n, q in shipped()) or "none yet"
         raise ValueError(f"no shipped weights for {name} quality {quality} (shipped: {have}); "
                          "pass a checkpoint instead (--checkpoint PATH)") from None
-    state = torch.load(WEIGHTS_DIR / filename, map_location="cpu", weights_only=True)
+    with gzip.open(WEIGHTS_DIR / filename, "rb") as f:
+        state = torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=True)
     net = models.from_state_dict(arch, state).eval()
     net.update()
     return net

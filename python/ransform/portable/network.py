@@ -20,16 +20,20 @@ from torch import nn
 from ransform.portable.ops import ACTIVATION_LIMIT, conv_native, conv_reference
 
 BACKENDS = ("auto", "native", "reference")
-_backend = "auto"
+KERNELS = ("auto", "scalar", "sse2", "avx2")
+_backend, _kernel = "auto", "auto"
 
 
-def set_backend(name: str) -> None:
+def set_backend(name: str, kernel: str = "auto") -> None:
     """``"native"`` (C++ on the CPU), ``"reference"`` (PyTorch, any device) or ``"auto"`` (native
-    for CPU tensors, reference otherwise). The bits are the same; only the speed differs."""
-    global _backend
+    for CPU tensors, reference otherwise); ``kernel`` picks the native instruction set
+    (``"auto"``: the best this CPU has). The bits are the same; only the speed differs."""
+    global _backend, _kernel
     if name not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
-    _backend = name
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    _backend, _kernel = name, kernel
 
 
 def get_backend() -> str:
@@ -78,7 +82,7 @@ class IntegerConv(nn.Module):
         if native and x.is_cuda:
             raise ValueError("the native integer backend runs on the CPU; use set_backend('auto') for CUDA tensors")
         fn = conv_native if native else conv_reference
-        kwargs = {"threads": threads} if native else {}
+        kwargs = {"threads": threads, "kernel": _kernel} if native else {}
         transposed = self.transposed and weight is self.weight
         return fn(x, weight, self.bias, self.m_pos, self.m_neg, self.shift, stride=stride, padding=padding,
                   output_padding=output_padding, transposed=transposed, out_bits=self.out_bits,
