@@ -29,10 +29,8 @@ def decoder_setting(name):
     try:
         if name == "1 thread":
             torch.set_num_threads(1)
-        elif name == "SSE2 kernels":
-            set_backend("native", "sse2")
-        elif name == "scalar kernels":
-            set_backend("native", "scalar")
+        elif name.endswith(" kernels"):
+            set_backend("native", name.split()[0].lower())
         elif name == "PyTorch reference":
             set_backend("reference")
         with torch.backends.mkldnn.flags(enabled=name != "oneDNN off"):
@@ -42,7 +40,20 @@ def decoder_setting(name):
         torch.set_num_threads(threads)
 
 
-SETTINGS = ["1 thread", "oneDNN off", "SSE2 kernels", "scalar kernels", "PyTorch reference"]
+def _cpu_runs(kernel):
+    import numpy as np
+    from ransform import _core
+    try:
+        _core.int_conv2d(np.zeros((1, 1, 1), np.int16), np.zeros((1, 1, 1, 1), np.int16),
+                         *(np.zeros(1, np.int32),) * 4, kernel=kernel)
+        return True
+    except ValueError:
+        return False
+
+
+# the integer kernels other than the one this CPU picks by default stand in for other CPUs
+SETTINGS = ["1 thread", "oneDNN off", "PyTorch reference"] + [
+    f"{k.upper() if k != 'scalar' else k} kernels" for k in ("scalar", "sse2", "avx2", "avx512") if _cpu_runs(k)]
 
 
 def decode_latent(model, data):

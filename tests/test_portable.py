@@ -13,7 +13,7 @@ from ransform.portable import IntegerNetwork, get_backend, set_backend  # noqa: 
 from ransform.portable.convert import structure  # noqa: E402
 from ransform.portable.ops import conv_native, conv_reference  # noqa: E402
 
-KERNELS = ["scalar", "sse2", "avx2"]
+KERNELS = ["scalar", "sse2", "avx2", "avx512"]
 
 
 def _cpu_has(kernel):

@@ -52,13 +52,14 @@ py::array int_conv2d(const py::handle& x_obj, const py::handle& w_obj, const py:
       throw py::value_error("shift must be in 0..62");
   check_range(x.data(), x.size(), "x");
   check_range(w.data(), w.size(), "weight");
-  intnet::Kernel k = intnet::best_kernel();
+  const intnet::Kernel best = intnet::best_kernel();
+  intnet::Kernel k = best;
   if (kernel == "scalar") k = intnet::Kernel::scalar;
-  else if (kernel == "sse2" && k != intnet::Kernel::scalar) k = intnet::Kernel::sse2;
-  else if (kernel != "auto" && kernel != "sse2" && kernel != "avx2")
-    throw py::value_error("kernel must be 'auto', 'scalar', 'sse2' or 'avx2'");
-  else if (kernel == "avx2" && k != intnet::Kernel::avx2)
-    throw py::value_error("this CPU has no AVX2");
+  else if (kernel == "sse2") k = intnet::Kernel::sse2;
+  else if (kernel == "avx2") k = intnet::Kernel::avx2;
+  else if (kernel == "avx512") k = intnet::Kernel::avx512;
+  else if (kernel != "auto") throw py::value_error("kernel must be 'auto', 'scalar', 'sse2', 'avx2' or 'avx512'");
+  if (k > best) throw py::value_error("this CPU cannot run the " + kernel + " kernel");
   const intnet::Requant q{per_channel[0].data(), per_channel[1].data(), per_channel[2].data(),
                           per_channel[3].data(), out_bits == 16 ? int64_t{32767} : int64_t{2147483647}};
   const std::vector<py::ssize_t> shape{s.cout, s.out_h(), s.out_w()};

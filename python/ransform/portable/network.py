@@ -20,7 +20,7 @@ from torch import nn
 from ransform.portable.ops import ACTIVATION_LIMIT, conv_native, conv_reference
 
 BACKENDS = ("auto", "native", "reference")
-KERNELS = ("auto", "scalar", "sse2", "avx2")
+KERNELS = ("auto", "scalar", "sse2", "avx2", "avx512")
 _backend, _kernel = "auto", "auto"
 
 
