@@ -1,0 +1,143 @@
+"""Decode anywhere, measured: float vs portable entropy parameters with the shipped models.
+
+For every Kodak image and shipped quality, a file is written with 2 threads in each coding
+mode and decoded under settings that differ the way other machines do. A decode *fails* when
+it raises or when its latent differs from the encoder's. Also: the rate and PSNR cost of the
+portable path, and compress / decompress times of both paths measured in one run.
+
+    python benchmarks/portable.py [--kodak ../shared/data/kodak] [--repeat 15] [--out results/portable-kodak.txt]
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from ransform import codec, zoo
+from ransform.evaluation import quality_metrics
+from ransform.portable import set_backend
+
+
+@contextlib.contextmanager
+def setting(name):
+    """A decoder that differs from the encoder (2 threads, oneDNN, best integer kernel)."""
+    handles = []
+    try:
+        torch.set_num_threads(1 if name == "1 thread" else 2)
+        if name == "PyTorch reference":
+            set_backend("reference")
+        if name == "SSE2 kernels":
+            set_backend("native", "sse2")
+        if name == "h_s output x (1 + 1e-6)":  # what another CPU or a GPU's TF32 convolutions do
+            handles.append(("h_s", 1e-6))
+        with torch.backends.mkldnn.flags(enabled=name != "oneDNN off"):
+            yield handles
+    finally:
+        set_backend("auto")
+        torch.set_num_threads(2)
+
+
+SETTINGS = ["1 thread", "oneDNN off", "h_s output x (1 + 1e-6)", "PyTorch reference", "SSE2 kernels"]
+
+
+def decode_latent(model, data, drift):
+    seen = {}
+    hooks = [model.net.g_s.register_forward_pre_hook(lambda m, a: seen.setdefault("y", a[0].clone()))]
+    for _, eps in drift:
+        g = torch.Generator().manual_seed(0)
+        hooks.append(model.net.h_s.register_forward_hook(
+            lambda m, a, out: out * (1 + eps * torch.randn(out.shape, generator=g))))
+    try:
+        codec.decompress(model, data)
+        return seen["y"]
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+def failures(model, data, reference):
+    out = {}
+    for name in SETTINGS:
+        with setting(name) as drift:
+            try:
+                ok = torch.equal(decode_latent(model, data, drift), reference)
+            except ValueError:
+                ok = False
+        out[name] = not ok
+    return out
+
+
+def timed(fn, repeat):
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--kodak", default="../shared/data/kodak")
+    p.add_argument("--repeat", type=int, default=15)
+    p.add_argument("--out", help="also write the report here")
+    args = p.parse_args()
+    files = sorted(Path(args.kodak).glob("kodim*.png"))
+    torch.set_num_threads(2)
+    lines = [f"# decode anywhere: {len(files)} Kodak images, {platform.processor() or platform.machine()}, "
+             f"{torch.get_num_threads()} threads, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}", ""]
+    fail_table = ["| quality | mode | " + " | ".join(SETTINGS) + " |", "|---|---|" + "---|" * len(SETTINGS)]
+    rate_table = ["| quality | float bpp | portable bpp | rate cost | float PSNR | portable PSNR | delta dB |",
+                  "|---|---|---|---|---|---|---|"]
+    for name, q in zoo.shipped():
+        model = codec.load_model(name, q)
+        counts = {mode: dict.fromkeys(SETTINGS, 0) for mode in ("float", "portable")}
+        size = {"float": 0, "portable": 0}
+        psnr = {"float": 0.0, "portable": 0.0}
+        for f in files:
+            x = codec.read_image(f)
+            for mode in ("float", "portable"):
+                data = codec.compress(model, x, portable=mode == "portable")
+                size[mode] += len(data)
+                reference = decode_latent(model, data, [])
+                psnr[mode] += quality_metrics(codec.to_uint8(x), codec.to_uint8(codec.decompress(model, data)))["psnr"]
+                for s, failed in failures(model, data, reference).items():
+                    counts[mode][s] += failed
+        pixels = sum(codec.read_image(f).shape[1] * codec.read_image(f).shape[2] for f in files)
+        bpp = {m: 8 * size[m] / pixels for m in size}
+        for mode in ("float", "portable"):
+            fail_table.append(f"| {q} | {mode} | " + " | ".join(f"{counts[mode][s]}/{len(files)}" for s in SETTINGS) + " |")
+        n = len(files)
+        rate_table.append(f"| {q} | {bpp['float']:.4f} | {bpp['portable']:.4f} | "
+                          f"{100 * (bpp['portable'] / bpp['float'] - 1):+.3f} % | {psnr['float'] / n:.3f} | "
+                          f"{psnr['portable'] / n:.3f} | {(psnr['portable'] - psnr['float']) / n:+.4f} |")
+        print(fail_table[-2], fail_table[-1], rate_table[-1], sep="\n", flush=True)
+    lines += ["## Decode failures (written with 2 threads; decoded under each setting)", ""] + fail_table
+    lines += ["", "## Rate and PSNR of the portable path", ""] + rate_table
+    # speed, one image, both paths interleaved in one run
+    model = codec.load_model("mbt2018-mean-small", 2)
+    x = codec.read_image(files[4] if len(files) > 4 else files[0])
+    data = {m: codec.compress(model, x, portable=m == "portable") for m in ("float", "portable")}
+    t = {}
+    for _ in range(2):  # interleaved rounds; the medians of the second count
+        for m in ("float", "portable"):
+            t[("compress", m)] = timed(lambda: codec.compress(model, x, portable=m == "portable"), args.repeat)
+            t[("decompress", m)] = timed(lambda: codec.decompress(model, data[m]), args.repeat)
+    lines += ["", "## Speed (kodim05, mbt2018-mean-small q2, median of %d, 2 threads)" % args.repeat, "",
+              "| step | float | portable | ratio |", "|---|---|---|---|"]
+    for step in ("compress", "decompress"):
+        f, p_ = t[(step, "float")], t[(step, "portable")]
+        lines.append(f"| {step} | {1e3 * f:.1f} ms | {1e3 * p_:.1f} ms | {p_ / f:.3f} |")
+    report = "\n".join(lines)
+    print(report)
+    if args.out:
+        Path(args.out).write_text(report + "\n")
+
+
+if __name__ == "__main__":
+    main()
