@@ -105,3 +105,32 @@ def test_torchrun_two_processes_gloo(folder, tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert "2 process(es)" in run.stdout + run.stderr
     assert (tmp_path / "checkpoint.pth.tar").exists()
+
+
+@pytest.mark.parametrize("model", ["mbt2018-mean", "mbt2018"])
+def test_portable_fine_tuning_writes_portable_checkpoints(folder, tmp_path, model):
+    from ransform import models
+    cfg = config(folder, tmp_path / "run", portable=True, model=model)
+    best = train(cfg, log=lambda *_: None)
+    state = torch.load(best, weights_only=True)
+    assert any(k.startswith("portable.") for k in state["state_dict"])
+    net = models.from_state_dict(model, state["state_dict"]).eval()
+    net.update()
+    assert net.coding_mode == "portable"
+    x = torch.rand(1, 3, 64, 64)
+    c = net.compress(x)
+    assert torch.equal(net.decompress(c["strings"], c["shape"])["x_hat"], net(x)["x_hat"].clamp(0, 1))
+
+
+def test_straight_through_fine_tuning_sees_the_portable_parameters():
+    from ransform import models
+    torch.manual_seed(0)
+    net = models.MeanScaleHyperprior(16, 24)
+    net.make_portable([torch.rand(3, 64, 64)])
+    net.train()
+    net.portable_finetune = True
+    z_hat = torch.randn(1, 16, 2, 2, requires_grad=True)
+    out = net.hyper_synthesis(z_hat, coded=False)
+    assert torch.allclose(out, net.portable(z_hat.detach()), rtol=0, atol=1e-6)  # the portable values
+    out.sum().backward()
+    assert net.h_s[0].weight.grad is not None and net.h_s[0].weight.grad.abs().sum() > 0   # the float h_s learns

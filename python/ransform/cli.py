@@ -73,7 +73,7 @@ def train(args) -> int:
                       batch_size=args.batch_size, patch=args.patch, crops_per_image=args.crops_per_image,
                       lr=args.lr, aux_lr=args.aux_lr, clip=args.clip, patience=args.patience, device=args.device,
                       threads=args.threads, seed=args.seed, workers=args.workers, init=args.init,
-                      max_minutes=args.max_minutes)
+                      max_minutes=args.max_minutes, portable=args.portable)
     best = run_training(cfg)
     print(f"best checkpoint: {best}")
     return 0
@@ -437,6 +437,9 @@ def main(argv=None) -> int:
     p.add_argument("--init", help="start from this checkpoint's weights (e.g. a run of another quality)")
     p.add_argument("--max-minutes", type=float, default=0,
                    help="stop at the first epoch end after this many minutes (resume by rerunning)")
+    p.add_argument("--portable", action="store_true",
+                   help="fine-tune through portable (integer) entropy parameters and convert at every epoch, "
+                   "so checkpoints write files that decode anywhere (docs/guide/portable.md)")
     p.set_defaults(run=train)
     args = parser.parse_args(argv)
     try:

@@ -100,6 +100,7 @@ class TrainConfig:
     workers: int = 0
     init: str | None = None              # start from these weights (e.g. another quality's run)
     max_minutes: float = 0.0             # stop (with a checkpoint) after this long; 0: no limit
+    portable: bool = False               # fine-tune through portable entropy parameters, convert each epoch
 
 
 def _distributed() -> tuple[int, int]:
@@ -178,6 +179,13 @@ def train(cfg: TrainConfig, log=print) -> Path:
         # track them (their gradients are averaged by hand below).
         ignored = [n for n, _ in net.named_parameters() if n.endswith("quantiles")]
         torch.nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(net, ignored)
+    # Portable networks (asked for, or loaded with the weights) are calibrated on a few training
+    # images and again after every epoch, so a checkpoint never holds stale ones.
+    portable = cfg.portable or net.portable is not None
+    if portable:
+        calibration = [im[:, :512, :512] for im in train_set.images[:8]]
+        net.make_portable(calibration)
+        net.portable_finetune = cfg.portable
     model = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
     if rank == 0:
         log(f"{cfg.model} q{cfg.quality} "
@@ -208,6 +216,8 @@ def train(cfg: TrainConfig, log=print) -> Path:
             aux_optimizer.step()
             bar.update(loss=result["loss"].item(), bpp=result["bpp_loss"].item(), aux=aux.item())
         bar.close()
+        if portable:
+            net.make_portable(calibration)
         val = evaluate_loss(net, criterion, val_set, device)
         scheduler.step(val["loss"])
         if rank == 0:

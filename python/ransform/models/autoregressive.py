@@ -26,7 +26,7 @@ from ransform.coder import Decoder, encode
 from ransform.entropy_models.base import as_host_array
 from ransform.layers import (GDN, MaskedConv2d, ResidualBlock, ResidualBlockUpsample, ResidualBlockWithStride,
                              conv, conv3x3, deconv, subpel_conv3x3)
-from ransform.models.base import native_threads, per_image
+from ransform.models.base import native_threads, per_image, straight_through
 from ransform.models.hyperprior import MeanScaleHyperprior
 
 EVAL_CONTEXTS = ("coded", "compressai")
@@ -54,9 +54,11 @@ class JointAutoregressiveHierarchicalPriors(MeanScaleHyperprior):
         self.context_prediction = MaskedConv2d(M, 2 * M, kernel_size=5, padding=2, stride=1, mask="raster")
 
     # --- training and CompressAI-style evaluation -------------------------------------------------
-    def _parallel_forward(self, y, hyper_params, training):
+    def _parallel_forward(self, y, hyper_params, training, z_hat=None):
         y_hat = self.gaussian_conditional.quantize(y, self.gaussian_conditional._mode(training))
         params = self.entropy_parameters(torch.cat([hyper_params, self.context(y_hat)], 1))
+        if training and self._finetuning_portable(coded=False):
+            params = straight_through(params, self._portable_parameters(z_hat.detach(), y_hat.detach()))
         scales, means = params.chunk(2, 1)
         _, y_likelihoods = self.gaussian_conditional(y, scales, means, training=training)
         return y_hat, y_likelihoods
@@ -66,7 +68,7 @@ class JointAutoregressiveHierarchicalPriors(MeanScaleHyperprior):
         z_hat, z_likelihoods = self.entropy_bottleneck(self.h_a(y))
         if self.training or self.eval_context == "compressai":
             hyper_params = self.hyper_synthesis(z_hat, coded=not self.training)
-            y_hat, y_likelihoods = self._parallel_forward(y, hyper_params, self.training)
+            y_hat, y_likelihoods = self._parallel_forward(y, hyper_params, self.training, z_hat)
         else:
             y_hat, scales, means = self.coded_pass(y, self.coded_hyper(z_hat))
             y_likelihoods = self.gaussian_conditional.bound_likelihood(
@@ -86,6 +88,18 @@ class JointAutoregressiveHierarchicalPriors(MeanScaleHyperprior):
     def context(self, y_hat):
         """Context parameters of every position from y_hat (training and parallel evaluation)."""
         return self.context_prediction(y_hat)
+
+    def _portable_context(self, y_hat):
+        """The portable context layer over a whole (M, H, W) latent (int16 out)."""
+        return self.portable.context.run(y_hat, native_threads())
+
+    def _portable_parameters(self, z_hat, y_hat):
+        """(N, 2M, H, W) parameters of the portable networks with every position's context
+        taken from y_hat at once (the training-time view of :meth:`_parallel_forward`)."""
+        part, threads = self.portable, native_threads()
+        return torch.stack([part.entropy_parameters.run(torch.cat([part.h_s.run(z_hat[i], threads),
+                                                                   self._portable_context(y_hat[i])]), threads)
+                            for i in range(z_hat.shape[0])])
 
     # --- the coded pass -------------------------------------------------------------------------
     def coded_pass(self, y, hyper_params, decoder=None):
@@ -267,6 +281,10 @@ class CheckerboardContext(JointAutoregressiveHierarchicalPriors):
         anchors = self.anchor_mask(*y_hat.shape[-2:], y_hat)
         return self.context_prediction(y_hat * anchors) * (1 - anchors)
 
+    def _portable_context(self, y_hat):
+        anchors = self.anchor_mask(*y_hat.shape[-2:], y_hat)
+        return self.portable.context.run(y_hat * anchors, native_threads()) * (1 - anchors).to(torch.int16)
+
     def _pass_parameters(self, hyper, y_hat, first: bool):
         """(N, 2M, H, W) float parameters of one pass: the anchors' from the hyperprior alone,
         the others' with the context of the decoded anchors."""
@@ -274,10 +292,9 @@ class CheckerboardContext(JointAutoregressiveHierarchicalPriors):
             ctx = torch.zeros_like(hyper) if first else self.context(y_hat)
             return self.entropy_parameters(torch.cat([hyper, ctx], 1))
         part, threads = self.portable, native_threads()
-        others = (1 - self.anchor_mask(*y_hat.shape[-2:], y_hat)).to(hyper.dtype)
         out = []
         for i in range(hyper.shape[0]):
-            ctx = torch.zeros_like(hyper[i]) if first else part.context.run(y_hat[i], threads) * others
+            ctx = torch.zeros_like(hyper[i]) if first else self._portable_context(y_hat[i])
             out.append(part.entropy_parameters.run(torch.cat([hyper[i], ctx]), threads))
         return torch.stack(out)
 

@@ -25,6 +25,12 @@ class CompressionModel(nn.Module):
         #: integer networks for the entropy parameters (``make_portable``), or None
         self.portable: nn.Module | None = None
         self._coding_mode = "float"
+        #: training: the loss sees the portable networks' parameters, the gradient flows
+        #: through the float ones (straight-through; ``ransform train --portable``)
+        self.portable_finetune = False
+
+    def _finetuning_portable(self, coded: bool) -> bool:
+        return not coded and self.portable_finetune and self.portable is not None
 
     # --- portable entropy parameters (docs/guide/portable.md) -------------------------------------
     @property
@@ -118,6 +124,11 @@ class CompressionModel(nn.Module):
                              "pad with ransform.image.pad(x, model.downsampling_factor)")
         if not x.is_floating_point():
             raise TypeError(f"expected a floating-point image in [0, 1], got dtype {x.dtype}")
+
+
+def straight_through(value: torch.Tensor, exact: torch.Tensor) -> torch.Tensor:
+    """``exact`` in the forward pass, ``value``'s gradient in the backward pass."""
+    return value + (exact.to(value.dtype) - value).detach()
 
 
 def native_threads() -> int:

@@ -7,7 +7,7 @@ from torch import nn
 
 from ransform.entropy_models import EntropyBottleneck, GaussianConditional
 from ransform.layers import conv, deconv
-from ransform.models.base import CompressionModel, native_threads, per_image
+from ransform.models.base import CompressionModel, native_threads, per_image, straight_through
 from ransform.models.factorized import analysis, gdn, igdn, synthesis
 
 
@@ -39,7 +39,10 @@ class ScaleHyperprior(CompressionModel):
         size cannot change the scales)."""
         if coded and self.is_portable:
             return self.portable(z_hat, native_threads())
-        return per_image(self.h_s, z_hat) if coded else self.h_s(z_hat)
+        out = per_image(self.h_s, z_hat) if coded else self.h_s(z_hat)
+        if self._finetuning_portable(coded):
+            out = straight_through(out, self.portable(z_hat.detach(), native_threads()))
+        return out
 
     def hyper_parameters(self, z_hat, coded: bool | None = None):
         """(scales, means or None) of y from the decoded hyper-latent (coded unless training)."""
