@@ -308,8 +308,9 @@ def test_integer_network_structure_matches_the_float_network():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("backend", ["auto", "cuda"])
 @pytest.mark.parametrize("name", PORTABLE_MODELS)
-def test_cuda_decodes_cpu_streams_bit_exactly(name):
+def test_cuda_decodes_cpu_streams_bit_exactly(name, backend):
     net = _small(name)
     net.update()
     net.make_portable(list(_images(2, seed=7)))
@@ -317,6 +318,27 @@ def test_cuda_decodes_cpu_streams_bit_exactly(name):
     c = net.compress(x)
     y_cpu, _ = _latent_of_decode(net, c["strings"], c["shape"])
     gpu = net.to("cuda")
-    y_gpu, _ = _latent_of_decode(gpu, c["strings"], c["shape"])
+    set_backend(backend)
+    try:
+        y_gpu, _ = _latent_of_decode(gpu, c["strings"], c["shape"])
+        strings = gpu.compress(x.cuda())["strings"]
+    finally:
+        set_backend("auto")
     assert torch.equal(y_gpu.cpu(), y_cpu)
-    assert gpu.compress(x.cuda())["strings"] == c["strings"]
+    assert strings == c["strings"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("transposed", [False, True])
+def test_cuda_kernel_gives_the_reference_bits(transposed):
+    from ransform.portable.ops import conv_cuda
+    rng = np.random.default_rng(5)
+    for cin, cout, k, stride, padding in [(3, 5, 3, 1, 1), (6, 9, 5, 2, 2), (64, 96, 5, 2, 2)]:
+        x, w, *params = _random_layer(rng, cin, cout, k, transposed, big=True)
+        geometry = dict(stride=stride, padding=padding, output_padding=stride - 1 if transposed else 0,
+                        transposed=transposed)
+        for bits in (16, 32):
+            t = [torch.from_numpy(a) for a in (x, w, *params)]
+            expected = conv_reference(*t, **geometry, out_bits=bits)
+            got = conv_cuda(*(a.cuda() for a in t), **geometry, out_bits=bits)
+            assert torch.equal(got.cpu(), expected)

@@ -22,8 +22,8 @@
 #include <cstring>
 #include <vector>
 
-#include "core/error.hpp"
 #include "core/parallel.hpp"
+#include "core/requant.hpp"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
@@ -205,31 +205,15 @@ inline void gemm(const PaddedA& a, const PackedB& b, uint32_t* c, int64_t ldc, K
       }
 }
 
-// One output channel's requantization (READ ME FIRST 3).
-struct Requant {
-  const int32_t* bias;   // per output channel
-  const int32_t* m_pos;  // multiplier for a >= 0
-  const int32_t* m_neg;  // multiplier for a < 0
-  const int32_t* shift;  // 0 .. 62
-  int64_t limit;         // 32767 for int16 outputs, 2^31 - 1 for int32 outputs
-};
-
-inline int64_t requantize(uint32_t acc, const Requant& q, int64_t ch) {
-  const int64_t a = static_cast<int32_t>(acc + static_cast<uint32_t>(q.bias[ch]));
-  const int64_t m = a >= 0 ? q.m_pos[ch] : q.m_neg[ch];
-  const int s = q.shift[ch];
-  const int64_t y = (a * m + ((int64_t{1} << s) >> 1)) >> s;
-  return std::clamp<int64_t>(y, -q.limit, q.limit);
+// Runs fn(task, worker) for task = 0 .. tasks-1 on `workers` threads; worker w takes tasks
+// w, w + workers, ... (disjoint outputs, so the assignment cannot change any result) and owns
+// slice w of the caller's scratch.
+template <class Fn>
+void for_each_task(int64_t tasks, int64_t workers, Fn fn) {
+  parallel_for(static_cast<size_t>(workers), static_cast<int>(workers), [&](size_t worker) {
+    for (int64_t task = static_cast<int64_t>(worker); task < tasks; task += workers) fn(task, static_cast<int64_t>(worker));
+  });
 }
-
-struct ConvShape {
-  int64_t cin, h, w;            // input
-  int64_t cout, kh, kw;         // weight: (cout, cin, kh, kw), or (cin, cout, kh, kw) if transposed
-  int64_t stride, pad, out_pad;
-  bool transposed;
-  int64_t out_h() const { return transposed ? (h - 1) * stride - 2 * pad + kh + out_pad : (h + 2 * pad - kh) / stride + 1; }
-  int64_t out_w() const { return transposed ? (w - 1) * stride - 2 * pad + kw + out_pad : (w + 2 * pad - kw) / stride + 1; }
-};
 
 // REQUIRES: shapes checked (out_h, out_w >= 1, stride >= 1, 0 <= pad, 0 <= out_pad < stride),
 // values in [-32767, 32767], shift in 0..62.
@@ -259,15 +243,16 @@ void conv2d_direct(const int16_t* x, const int16_t* weight, const ConvShape& s, 
   const int64_t rows_per_group = round_up((Mp + groups - 1) / groups, kRows);
   const int64_t tasks = blocks * groups, nb = std::min(kColumns, round_up(P, kPanel));
   const int64_t im2col_size = K * nb, packed_size = PackedB::size(K, nb), c_size = rows_per_group * nb;
-  int16_t* im2col_all = scratch<int16_t, 1>(static_cast<size_t>(tasks * im2col_size));
-  int16_t* packed_all = scratch<int16_t, 2>(static_cast<size_t>(tasks * packed_size));
-  uint32_t* c_all = scratch<uint32_t, 3>(static_cast<size_t>(tasks * c_size));
-  parallel_for(static_cast<size_t>(tasks), threads, [&](size_t task) {
-    const int64_t block = static_cast<int64_t>(task) / groups, group = static_cast<int64_t>(task) % groups;
+  const int64_t workers = std::min<int64_t>(tasks, std::max(1, threads));  // each reuses its buffers
+  int16_t* im2col_all = scratch<int16_t, 1>(static_cast<size_t>(workers * im2col_size));
+  int16_t* packed_all = scratch<int16_t, 2>(static_cast<size_t>(workers * packed_size));
+  uint32_t* c_all = scratch<uint32_t, 3>(static_cast<size_t>(workers * c_size));
+  for_each_task(tasks, workers, [&](int64_t task, int64_t worker) {
+    const int64_t block = task / groups, group = task % groups;
     const int64_t n0 = block * kColumns, n = std::min(kColumns, P - n0);
     const int64_t m0 = group * rows_per_group, m1 = std::min(Mp, m0 + rows_per_group);
     if (m0 >= m1) return;
-    int16_t* rows = im2col_all + task * im2col_size;
+    int16_t* rows = im2col_all + worker * im2col_size;
     for (int64_t k = 0; k < K; ++k) {  // row k = (ci, ky, kx): what each position sees through that tap
       const int64_t ci = k / taps, ky = (k % taps) / s.kw, kx = k % s.kw;
       int16_t* row = rows + k * n;
@@ -285,8 +270,8 @@ void conv2d_direct(const int16_t* x, const int16_t* weight, const ConvShape& s, 
         }
       }
     }
-    const PackedB b(rows, K, n, n, packed_all + task * packed_size);
-    uint32_t* c = c_all + task * c_size;
+    const PackedB b(rows, K, n, n, packed_all + worker * packed_size);
+    uint32_t* c = c_all + worker * c_size;
     gemm(PaddedA{m1 - m0, Kp, a.data + m0 * Kp}, b, c, nb, kernel);
     for (int64_t co = m0; co < std::min(m1, s.cout); ++co)
       for (int64_t j = 0; j < n; ++j) out[co * P + n0 + j] = static_cast<Out>(requantize(c[(co - m0) * nb + j], q, co));
@@ -305,18 +290,19 @@ void conv2d_transposed(const int16_t* x, const int16_t* weight, const ConvShape&
   const int64_t Kp = round_up(s.cin, 2), Mp = round_up(per_group * taps, kRows), width = round_up(P, kPanel);
   int16_t* packed = scratch<int16_t, 0>(static_cast<size_t>(PackedB::size(s.cin, P)));
   const PackedB b(x, s.cin, P, P, packed);
-  int16_t* a_all = scratch<int16_t, 1>(static_cast<size_t>(tasks * Mp * Kp));
-  uint32_t* c_all = scratch<uint32_t, 3>(static_cast<size_t>(tasks * Mp * width));
-  uint32_t* acc_all = scratch<uint32_t, 4>(static_cast<size_t>(tasks * per_group * plane));
-  parallel_for(static_cast<size_t>(tasks), threads, [&](size_t task) {
-    const int64_t co0 = static_cast<int64_t>(task) * per_group, co1 = std::min(s.cout, co0 + per_group);
-    int16_t* a = a_all + task * Mp * Kp;
+  const int64_t workers = std::min<int64_t>(tasks, std::max(1, threads));  // each reuses its buffers
+  int16_t* a_all = scratch<int16_t, 1>(static_cast<size_t>(workers * Mp * Kp));
+  uint32_t* c_all = scratch<uint32_t, 3>(static_cast<size_t>(workers * Mp * width));
+  uint32_t* acc_all = scratch<uint32_t, 4>(static_cast<size_t>(workers * per_group * plane));
+  for_each_task(tasks, workers, [&](int64_t task, int64_t worker) {
+    const int64_t co0 = task * per_group, co1 = std::min(s.cout, co0 + per_group);
+    int16_t* a = a_all + worker * Mp * Kp;
     std::fill(a, a + Mp * Kp, int16_t{0});
     for (int64_t r = 0; r < (co1 - co0) * taps; ++r)  // row (co, ky, kx), column ci
       for (int64_t ci = 0; ci < s.cin; ++ci) a[r * Kp + ci] = weight[(ci * s.cout + co0) * taps + r];
-    uint32_t* c = c_all + task * Mp * width;
+    uint32_t* c = c_all + worker * Mp * width;
     gemm(PaddedA{Mp, Kp, a}, b, c, width, kernel);
-    uint32_t* acc = acc_all + task * per_group * plane;
+    uint32_t* acc = acc_all + worker * per_group * plane;
     for (int64_t co = co0; co < co1; ++co) {
       uint32_t* dst = acc + (co - co0) * plane;
       std::fill(dst, dst + plane, 0u);

@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "cuda/intnet.cuh"
 #include "cuda/likelihood.cuh"
 #include "python/cuda_util.hpp"
 #include "cuda/scale_index.cuh"
@@ -80,6 +81,31 @@ PYBIND11_MODULE(_cuda, m) {
       py::arg("values"), py::arg("scales"), py::arg("means"), py::arg("n"), py::arg("family"), py::arg("scale_bound"),
       py::arg("likelihood_bound"), py::arg("grad_likelihood"), py::arg("grad_values"), py::arg("grad_scales"),
       py::arg("grad_means"), py::arg("stream"));
+  m.def(
+      "int_conv2d",
+      [](std::uintptr_t x, std::uintptr_t weight, std::uintptr_t bias, std::uintptr_t m_pos, std::uintptr_t m_neg,
+         std::uintptr_t shift, int64_t cin, int64_t h, int64_t w, int64_t cout, int64_t k, int64_t stride,
+         int64_t padding, int64_t output_padding, bool transposed, int out_bits, std::uintptr_t out,
+         std::uintptr_t stream) {
+        const ransform::intnet::ConvShape s{cin, h, w, cout, k, k, stride, padding, output_padding, transposed};
+        if (cin < 1 || cout < 1 || k < 1 || stride < 1 || padding < 0 || output_padding < 0 ||
+            s.out_h() < 1 || s.out_w() < 1 || (out_bits != 16 && out_bits != 32))
+          throw py::value_error("invalid integer convolution shape");
+        const ransform::intnet::Requant q{ptr<const int32_t>(bias), ptr<const int32_t>(m_pos),
+                                          ptr<const int32_t>(m_neg), ptr<const int32_t>(shift),
+                                          out_bits == 16 ? int64_t{32767} : int64_t{2147483647}};
+        {
+          py::gil_scoped_release release;
+          ransform::cuda::int_conv2d(ptr<const int16_t>(x), ptr<const int16_t>(weight), q, s, ptr<void>(out),
+                                     out_bits, reinterpret_cast<cudaStream_t>(stream));
+        }
+        check(cudaGetLastError(), "int_conv2d");
+      },
+      py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("m_pos"), py::arg("m_neg"), py::arg("shift"),
+      py::arg("cin"), py::arg("h"), py::arg("w"), py::arg("cout"), py::arg("k"), py::arg("stride"),
+      py::arg("padding"), py::arg("output_padding"), py::arg("transposed"), py::arg("out_bits"), py::arg("out"),
+      py::arg("stream"),
+      "Integer (transposed) convolution of docs/FORMAT.md section 11 on device pointers (ransform.portable.ops).");
   m.def(
       "scale_index",
       [](std::uintptr_t scales, int64_t n, std::uintptr_t thresholds, int count, std::uintptr_t rows,

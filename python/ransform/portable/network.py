@@ -17,17 +17,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ransform.portable.ops import ACTIVATION_LIMIT, conv_native, conv_reference
+from ransform.portable.ops import ACTIVATION_LIMIT, conv_cuda, conv_native, conv_reference
 
-BACKENDS = ("auto", "native", "reference")
+BACKENDS = ("auto", "native", "reference", "cuda")
 KERNELS = ("auto", "scalar", "sse2", "avx2", "avx512")
 _backend, _kernel = "auto", "auto"
 
 
 def set_backend(name: str, kernel: str = "auto") -> None:
-    """``"native"`` (C++ on the CPU), ``"reference"`` (PyTorch, any device) or ``"auto"`` (native
-    for CPU tensors, reference otherwise); ``kernel`` picks the native instruction set
-    (``"auto"``: the best this CPU has). The bits are the same; only the speed differs."""
+    """``"native"`` (C++ on the CPU), ``"reference"`` (PyTorch float64 GEMMs, any device),
+    ``"cuda"`` (one CUDA kernel, CUDA tensors) or ``"auto"`` (native for CPU tensors, reference
+    for CUDA ones: the kernel has not yet been measured on a GPU); ``kernel`` picks the native
+    instruction set (``"auto"``: the best this CPU has). The bits are the same; only the speed
+    differs."""
     global _backend, _kernel
     if name not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
@@ -78,11 +80,11 @@ class IntegerConv(nn.Module):
         return self._conv(x, weight, 1, 0, 0, threads)
 
     def _conv(self, x, weight, stride, padding, output_padding, threads):
-        native = _backend == "native" or (_backend == "auto" and not x.is_cuda)
-        if native and x.is_cuda:
+        backend = _backend if _backend != "auto" else ("reference" if x.is_cuda else "native")
+        if backend == "native" and x.is_cuda:
             raise ValueError("the native integer backend runs on the CPU; use set_backend('auto') for CUDA tensors")
-        fn = conv_native if native else conv_reference
-        kwargs = {"threads": threads, "kernel": _kernel} if native else {}
+        fn = {"native": conv_native, "reference": conv_reference, "cuda": conv_cuda}[backend]
+        kwargs = {"threads": threads, "kernel": _kernel} if backend == "native" else {}
         transposed = self.transposed and weight is self.weight
         return fn(x, weight, self.bias, self.m_pos, self.m_neg, self.shift, stride=stride, padding=padding,
                   output_padding=output_padding, transposed=transposed, out_bits=self.out_bits,
