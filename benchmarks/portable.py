@@ -142,7 +142,8 @@ def main():
         print(fail_table[-2], fail_table[-1], rate_table[-1], sep="\n", flush=True)
     if not args.speed_only:
         lines += ["## Decode failures (written with 2 threads; decoded under each setting)", "",
-                  "A failure is an error, or a decode to other symbols than the encoder's (silently wrong).", ""]
+                  "A failure is an error, or a decode to other symbols than the encoder's (silently wrong).",
+                  "The last two settings change only the integer networks, which float mode does not use.", ""]
         lines += fail_table
         lines += ["", "## Rate and PSNR of the portable path", ""] + rate_table
     # speed, one image: the two paths alternate call by call, so that the machine's drift

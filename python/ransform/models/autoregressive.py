@@ -267,16 +267,6 @@ class CheckerboardContext(JointAutoregressiveHierarchicalPriors):
         rows, cols = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
         return ((rows + cols) % 2 == 0).to(like.dtype).to(like.device)
 
-    def hyper_synthesis(self, z_hat, coded: bool):
-        """Float h_s(z_hat) (each image alone when ``coded``); see :meth:`coded_hyper`."""
-        return per_image(self.h_s, z_hat) if coded else self.h_s(z_hat)
-
-    def coded_hyper(self, z_hat):
-        """What the coded pass starts from: the portable h_s's int16 output, or the float one."""
-        if self.is_portable:
-            return self.portable.h_s(z_hat, native_threads())
-        return self.hyper_synthesis(z_hat, coded=True)
-
     def context(self, y_hat):
         anchors = self.anchor_mask(*y_hat.shape[-2:], y_hat)
         return self.context_prediction(y_hat * anchors) * (1 - anchors)
