@@ -4,8 +4,9 @@
 // derives from them are the encoder's.
 //
 // READ ME FIRST
-// 1. Activations and weights are int16 in [-32767, 32767]; a product fits int32 and so does
-//    the sum of two (pmaddwd's pairs: 2 * 32767^2 < 2^31).
+// 1. Activations and weights are int16 (layers write [-32767, 32767]; any int16 input is
+//    accepted). A product fits int32; the sum of two, as pmaddwd / vpdpwssd form it, is taken
+//    modulo 2^32 like every other sum (only (-32768)^2 + (-32768)^2 = 2^31 wraps).
 // 2. Accumulators are uint32: sums are taken modulo 2^32. Addition modulo 2^32 is
 //    associative and commutative, so any blocking, SIMD width or thread split gives the same
 //    bits, even for hostile inputs whose true sums overflow. Converted networks are sized so
@@ -33,7 +34,6 @@
 namespace ransform {
 namespace intnet {
 
-constexpr int32_t kActivationLimit = 32767;  // int16 activations and weights: [-limit, limit]
 constexpr int kPanel = 16;                    // columns of B per packed panel
 constexpr int kRows = 4;                      // rows of A per micro-tile
 
@@ -100,7 +100,7 @@ inline void tile_scalar(const TileArgs& t) {
       const int16_t* ar = t.a_at(r, kp);
       const int16_t* bp = t.b_at(kp);
       for (int j = 0; j < kPanel; ++j)
-        cr[j] += static_cast<uint32_t>(int32_t{ar[0]} * bp[2 * j] + int32_t{ar[1]} * bp[2 * j + 1]);
+        cr[j] += static_cast<uint32_t>(int32_t{ar[0]} * bp[2 * j]) + static_cast<uint32_t>(int32_t{ar[1]} * bp[2 * j + 1]);
     }
   }
 }
@@ -216,7 +216,7 @@ void for_each_task(int64_t tasks, int64_t workers, Fn fn) {
 }
 
 // REQUIRES: shapes checked (out_h, out_w >= 1, stride >= 1, 0 <= pad, 0 <= out_pad < stride),
-// values in [-32767, 32767], shift in 0..62.
+// shift in 0..62.
 // Writes the (cout, out_h, out_w) requantized output to `out` (int16_t or int32_t).
 //
 // Convolution: out[co][n] = sum_k W[co][k] B[k][n] over k = (ci, ky, kx), B the im2col of x.

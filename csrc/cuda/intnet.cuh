@@ -12,7 +12,7 @@ namespace ransform::cuda {
 
 // x: int16 (cin, h, w); weight: int16 in torch layout; q: per-channel int32 arrays, all on the
 // device. Writes the (cout, out_h, out_w) output as int16 (out_bits 16) or int32 (32).
-// REQUIRES: shapes checked by the caller; values in [-32767, 32767]; shift in 0..62.
+// REQUIRES: shapes checked by the caller; shift in 0..62.
 void int_conv2d(const int16_t* x, const int16_t* weight, const intnet::Requant& q, const intnet::ConvShape& s,
                 void* out, int out_bits, cudaStream_t stream);
 

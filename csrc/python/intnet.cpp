@@ -14,12 +14,6 @@ using py_arrays::contiguous;
 
 namespace {
 
-void check_range(const int16_t* v, py::ssize_t n, const char* name) {
-  for (py::ssize_t i = 0; i < n; ++i)
-    if (v[i] < -intnet::kActivationLimit)
-      throw py::value_error(std::string(name) + " holds -32768; values must be in [-32767, 32767]");
-}
-
 py::array int_conv2d(const py::handle& x_obj, const py::handle& w_obj, const py::handle& bias_obj,
                      const py::handle& m_pos_obj, const py::handle& m_neg_obj, const py::handle& shift_obj,
                      int64_t stride, int64_t padding, int64_t output_padding, bool transposed, int out_bits,
@@ -50,8 +44,6 @@ py::array int_conv2d(const py::handle& x_obj, const py::handle& w_obj, const py:
   for (py::ssize_t i = 0; i < s.cout; ++i)
     if (per_channel[3].data()[i] < 0 || per_channel[3].data()[i] > 62)
       throw py::value_error("shift must be in 0..62");
-  check_range(x.data(), x.size(), "x");
-  check_range(w.data(), w.size(), "weight");
   const intnet::Kernel best = intnet::best_kernel();
   intnet::Kernel k = best;
   if (kernel == "scalar") k = intnet::Kernel::scalar;
