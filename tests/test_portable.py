@@ -354,3 +354,19 @@ def test_cuda_kernel_gives_the_reference_bits(transposed):
             expected = conv_reference(*t, **geometry, out_bits=bits)
             got = conv_cuda(*(a.cuda() for a in t), **geometry, out_bits=bits)
             assert torch.equal(got.cpu(), expected)
+
+
+@pytest.mark.parametrize("k,stride,padding", [(1, 1, 0), (3, 1, 1), (5, 2, 2)])
+def test_large_layers_split_into_blocks_agree_with_the_reference(k, stride, padding):
+    """More positions than one column block (256), more work than one thread: every task split."""
+    rng = np.random.default_rng(k)
+    x = rng.integers(-32768, 32768, (128, 31, 57)).astype(np.int16)
+    w = rng.integers(-32768, 32768, (64, 128, k, k)).astype(np.int16)
+    params = [rng.integers(-2**31, 2**31, 64).astype(np.int32), rng.integers(0, 2**31, 64).astype(np.int32),
+              rng.integers(0, 2**31, 64).astype(np.int32), rng.integers(0, 63, 64).astype(np.int32)]
+    t = [torch.from_numpy(a) for a in (x, w, *params)]
+    expected = conv_reference(*t, stride=stride, padding=padding, out_bits=32)
+    for kernel in [k for k in KERNELS if _cpu_has(k)]:
+        for threads in (1, 2, 3):
+            got = conv_native(*t, stride=stride, padding=padding, out_bits=32, threads=threads, kernel=kernel)
+            assert torch.equal(got, expected), (kernel, threads)

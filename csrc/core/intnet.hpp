@@ -55,6 +55,7 @@ inline int64_t round_up(int64_t n, int64_t multiple) { return (n + multiple - 1)
 struct PackedB {
   int64_t k_pairs = 0, panels = 0;
   int16_t* data = nullptr;  // panels * k_pairs * 32 values
+  PackedB() = default;
   static int64_t size(int64_t K, int64_t N) { return round_up(K, 2) * round_up(N, kPanel); }
   // Packs the row-major K x N matrix `rows` (rows `ld` apart) into `storage` (size(K, N)).
   PackedB(const int16_t* rows, int64_t K, int64_t N, int64_t ld, int16_t* storage)
@@ -239,21 +240,23 @@ void conv2d_direct(const int16_t* x, const int16_t* weight, const ConvShape& s, 
     a.data = copy;
   }
   const int64_t blocks = (P + kColumns - 1) / kColumns;
-  const int64_t groups = std::max<int64_t>(1, std::min<int64_t>(Mp / kRows, (2 * threads + blocks - 1) / blocks));
+  // Below ~8M multiply-adds a second thread costs more to start than it saves.
+  const int64_t lanes = Mp * Kp * P < (int64_t{1} << 23) ? 1 : std::max(1, threads);
+  const int64_t groups = std::max<int64_t>(1, std::min<int64_t>(Mp / kRows, (2 * lanes + blocks - 1) / blocks));
   const int64_t rows_per_group = round_up((Mp + groups - 1) / groups, kRows);
   const int64_t tasks = blocks * groups, nb = std::min(kColumns, round_up(P, kPanel));
   const int64_t im2col_size = K * nb, packed_size = PackedB::size(K, nb), c_size = rows_per_group * nb;
-  const int64_t workers = std::min<int64_t>(tasks, std::max(1, threads));  // each reuses its buffers
+  const int64_t workers = std::min<int64_t>(tasks, lanes);  // each reuses its buffers
   int16_t* im2col_all = scratch<int16_t, 1>(static_cast<size_t>(workers * im2col_size));
-  int16_t* packed_all = scratch<int16_t, 2>(static_cast<size_t>(workers * packed_size));
+  int16_t* packed_all = scratch<int16_t, 2>(static_cast<size_t>((workers + 1) * packed_size));
   uint32_t* c_all = scratch<uint32_t, 3>(static_cast<size_t>(workers * c_size));
-  for_each_task(tasks, workers, [&](int64_t task, int64_t worker) {
-    const int64_t block = task / groups, group = task % groups;
+  const bool pointwise = s.kh == 1 && s.kw == 1 && s.stride == 1 && s.pad == 0;
+  // Block `block` of B: x itself for a 1x1 convolution, else its im2col (row k = (ci, ky, kx):
+  // what each position sees through that tap), packed.
+  auto pack_block = [&](int64_t block, int16_t* rows, int16_t* packed) {
     const int64_t n0 = block * kColumns, n = std::min(kColumns, P - n0);
-    const int64_t m0 = group * rows_per_group, m1 = std::min(Mp, m0 + rows_per_group);
-    if (m0 >= m1) return;
-    int16_t* rows = im2col_all + worker * im2col_size;
-    for (int64_t k = 0; k < K; ++k) {  // row k = (ci, ky, kx): what each position sees through that tap
+    if (pointwise) return PackedB(x + n0, K, n, P, packed);
+    for (int64_t k = 0; k < K; ++k) {
       const int64_t ci = k / taps, ky = (k % taps) / s.kw, kx = k % s.kw;
       int16_t* row = rows + k * n;
       for (int64_t j = 0, oy = n0 / ow, ox = n0 % ow; j < n; ++oy, ox = 0) {  // one output row at a time
@@ -270,7 +273,18 @@ void conv2d_direct(const int16_t* x, const int16_t* weight, const ConvShape& s, 
         }
       }
     }
-    const PackedB b(rows, K, n, n, packed_all + worker * packed_size);
+    return PackedB(rows, K, n, n, packed);
+  };
+  // With a single block every row group uses it: pack it once, before the tasks.
+  const bool shared = blocks == 1;
+  const PackedB single = shared ? pack_block(0, im2col_all, packed_all + workers * packed_size) : PackedB();
+  for_each_task(tasks, workers, [&](int64_t task, int64_t worker) {
+    const int64_t block = task / groups, group = task % groups;
+    const int64_t n0 = block * kColumns, n = std::min(kColumns, P - n0);
+    const int64_t m0 = group * rows_per_group, m1 = std::min(Mp, m0 + rows_per_group);
+    if (m0 >= m1) return;
+    const PackedB b = shared ? single : pack_block(block, im2col_all + worker * im2col_size,
+                                                    packed_all + worker * packed_size);
     uint32_t* c = c_all + worker * c_size;
     gemm(PaddedA{m1 - m0, Kp, a.data + m0 * Kp}, b, c, nb, kernel);
     for (int64_t co = m0; co < std::min(m1, s.cout); ++co)
@@ -290,7 +304,8 @@ void conv2d_transposed(const int16_t* x, const int16_t* weight, const ConvShape&
   const int64_t Kp = round_up(s.cin, 2), Mp = round_up(per_group * taps, kRows), width = round_up(P, kPanel);
   int16_t* packed = scratch<int16_t, 0>(static_cast<size_t>(PackedB::size(s.cin, P)));
   const PackedB b(x, s.cin, P, P, packed);
-  const int64_t workers = std::min<int64_t>(tasks, std::max(1, threads));  // each reuses its buffers
+  const int64_t lanes = s.cout * taps * s.cin * P < (int64_t{1} << 23) ? 1 : std::max(1, threads);
+  const int64_t workers = std::min<int64_t>(tasks, lanes);  // each reuses its buffers
   int16_t* a_all = scratch<int16_t, 1>(static_cast<size_t>(workers * Mp * Kp));
   uint32_t* c_all = scratch<uint32_t, 3>(static_cast<size_t>(workers * Mp * width));
   uint32_t* acc_all = scratch<uint32_t, 4>(static_cast<size_t>(workers * per_group * plane));
