@@ -16,7 +16,7 @@ def test_convert_compressai_checkpoint(tmp_path, capsys):
                      "--model", "mbt2018-mean"]) == 0
     written = list((tmp_path / "out").glob("m-*.pth.tar"))
     assert len(written) == 1 and len(written[0].name) == len("m-12345678.pth.tar")
-    state = torch.load(written[0], weights_only=False)
+    state = torch.load(written[0], weights_only=True)
     assert state["model"] == "mbt2018-mean" and state["state_dict"]["gaussian_conditional.scale_table"].numel() > 0
     # The converted file codes exactly like the original checkpoint.
     original = codec.load_model("mbt2018-mean", None, str(FIXTURES / "mbt2018-mean.pt"))
@@ -31,7 +31,7 @@ def test_convert_compressai_checkpoint(tmp_path, capsys):
 def test_convert_half_keeps_buffers_exact(tmp_path):
     assert cli.main(["convert", str(FIXTURES / "mbt2018-mean.pt"), "-o", str(tmp_path / "h.pth"),
                      "--model", "mbt2018-mean", "--half"]) == 0
-    state = torch.load(next(tmp_path.glob("h-*.pth")), weights_only=False)["state_dict"]
+    state = torch.load(next(tmp_path.glob("h-*.pth")), weights_only=True)["state_dict"]
     assert state["g_a.0.weight"].dtype == torch.float16
     assert state["gaussian_conditional.scale_table"].dtype == torch.float32
     model = codec.load_model(checkpoint=str(next(tmp_path.glob("h-*.pth"))))

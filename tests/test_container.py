@@ -102,8 +102,10 @@ def test_cli_compress_decompress(checkpoint, tmp_path, capsys):
     assert torch.equal(codec.to_uint8(codec.read_image(png)), expected)
     # A damaged file: one clear line, exit status 2, no traceback.
     rfm.write_bytes(rfm.read_bytes()[:-10])
-    assert cli.main(["decompress", str(rfm), "--checkpoint", str(checkpoint)]) == 2
+    assert cli.main(["decompress", str(rfm), "-o", str(tmp_path / "damaged.png"), "--checkpoint",
+                     str(checkpoint)]) == 2
     assert "checksum mismatch" in capsys.readouterr().err
+    assert not (tmp_path / "damaged.png").exists()
     assert cli.main(["compress", str(tmp_path / "missing.png"), "--checkpoint", str(checkpoint)]) == 2
     assert "cannot read image" in capsys.readouterr().err
     assert cli.main(["compress", str(src), "--model", "mbt2018-mean", "--quality", "3"]) == 2

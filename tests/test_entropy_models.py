@@ -224,7 +224,7 @@ def test_bottleneck_state_dict_carries_the_table():
     torch.save(eb.state_dict(), buffer)
     buffer.seek(0)
     fresh = EntropyBottleneck(3)  # empty table buffers: loading resizes them
-    fresh.load_state_dict(torch.load(buffer))
+    fresh.load_state_dict(torch.load(buffer, weights_only=True))
     x = torch.randn(1, 3, 6, 6) * 3
     assert fresh.compress(x) == eb.compress(x)
     for c in range(3):

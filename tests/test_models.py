@@ -63,7 +63,7 @@ def test_state_dict_reload_codes_identically(name):
     buffer = io.BytesIO()
     torch.save(net.state_dict(), buffer)
     buffer.seek(0)
-    again = models.from_state_dict(name, torch.load(buffer)).eval()
+    again = models.from_state_dict(name, torch.load(buffer, weights_only=True)).eval()
     x = image(seed=1)
     with torch.no_grad():
         assert again.compress(x)["strings"] == net.compress(x)["strings"]

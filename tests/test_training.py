@@ -43,12 +43,12 @@ def test_one_epoch_then_resume(folder, tmp_path):
     logs = []
     best = train(config(folder, tmp_path), log=logs.append)
     assert best.exists() and (tmp_path / "checkpoint.pth.tar").exists()
-    state = torch.load(tmp_path / "checkpoint.pth.tar", weights_only=False)
+    state = torch.load(tmp_path / "checkpoint.pth.tar", weights_only=True)
     assert state["epoch"] == 0 and state["model"] == "bmshj2018-factorized"
     logs.clear()
     train(config(folder, tmp_path, epochs=2), log=logs.append)
     assert any("resumed" in line and "epoch 1" in line for line in logs)
-    state = torch.load(tmp_path / "checkpoint.pth.tar", weights_only=False)
+    state = torch.load(tmp_path / "checkpoint.pth.tar", weights_only=True)
     assert state["epoch"] == 1
     # The checkpoint loads into a model and codes.
     from ransform import models
@@ -64,8 +64,8 @@ def test_init_from_another_run(folder, tmp_path):
     logs = []
     train(config(folder, tmp_path / "b", quality=2, init=str(first)), log=logs.append)
     assert any("initialised from" in line for line in logs)
-    a = torch.load(first, weights_only=False)["state_dict"]
-    b = torch.load(tmp_path / "b" / "checkpoint.pth.tar", weights_only=False)["state_dict"]
+    a = torch.load(first, weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "b" / "checkpoint.pth.tar", weights_only=True)["state_dict"]
     # One epoch of training moved the weights, but from the first run's, not from scratch.
     assert not torch.equal(a["g_a.0.weight"], b["g_a.0.weight"])
     assert torch.allclose(a["g_a.0.weight"], b["g_a.0.weight"], atol=0.05)
@@ -75,7 +75,7 @@ def test_time_budget_stops_and_resumes(folder, tmp_path):
     logs = []
     train(config(folder, tmp_path, epochs=50, max_minutes=1e-6), log=logs.append)
     assert any("stopping after" in line for line in logs)
-    assert torch.load(tmp_path / "checkpoint.pth.tar", weights_only=False)["epoch"] == 0
+    assert torch.load(tmp_path / "checkpoint.pth.tar", weights_only=True)["epoch"] == 0
 
 
 def test_bad_data_is_reported(tmp_path, folder):

@@ -23,6 +23,7 @@ it (nearest in both Euclidean and chessboard distance). Hence ``image.sum()`` eq
 """
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Mapping
@@ -33,6 +34,8 @@ from typing import Any, Union
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from ransform.files import write_atomic
 
 from .image import pad
 
@@ -455,5 +458,7 @@ def plot_bitmap(bm: BitMap, path: Union[str, os.PathLike], image: Any = None, *,
     canvas.paste(label, (unit_x, top + max(0, (bar_h - label.height) // 2)))
 
     out = Path(path)
-    canvas.save(out, format="PNG")
+    buffer = io.BytesIO()
+    canvas.save(buffer, format="PNG")
+    write_atomic(out, buffer.getvalue())
     return out

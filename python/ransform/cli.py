@@ -9,6 +9,7 @@ import time
 import numpy as np
 
 import ransform
+from ransform.files import output_path, write_atomic
 
 
 def _latent(shape, scale_range, seed):
@@ -96,15 +97,15 @@ def _psnr(a, b) -> float:
 def compress_cmd(args) -> int:
     from ransform import codec
 
+    output_path(args.output or str(args.image) + ".rfm", args.force, [args.image])  # before the work
     t0 = time.perf_counter()
     model = codec.load_model(args.model, args.quality, args.checkpoint)
     x = codec.read_image(args.image)
     t1 = time.perf_counter()
     data = codec.compress(model, x, portable=False if args.float else None)
     t2 = time.perf_counter()
-    out = args.output or str(args.image) + ".rfm"
-    with open(out, "wb") as f:
-        f.write(data)
+    out = output_path(args.output or str(args.image) + ".rfm", args.force, [args.image])
+    write_atomic(out, data)
     h, w = x.shape[-2:]
     mode = "float entropy parameters" if args.float or not model.net.is_portable else "portable"
     line = (f"{out}: {len(data)} bytes, {8 * len(data) / (h * w):.4f} bpp, {mode}, encode {t2 - t1:.2f} s "
@@ -119,6 +120,8 @@ def compress_cmd(args) -> int:
 def decompress_cmd(args) -> int:
     from ransform import codec
 
+    out = output_path(args.output or str(args.file).removesuffix(".rfm") + ".png", args.force,
+                      [args.file, args.original])
     with open(args.file, "rb") as f:
         data = f.read()
     t0 = time.perf_counter()
@@ -126,7 +129,6 @@ def decompress_cmd(args) -> int:
     t1 = time.perf_counter()
     x_hat = codec.decompress(model, data)
     t2 = time.perf_counter()
-    out = args.output or str(args.file).removesuffix(".rfm") + ".png"
     codec.write_image(x_hat, out)
     h, w = x_hat.shape[-2:]
     line = f"{out}: {w}x{h}, {8 * len(data) / (h * w):.4f} bpp, decode {t2 - t1:.2f} s (model load {t1 - t0:.2f} s)"
@@ -139,8 +141,7 @@ def decompress_cmd(args) -> int:
 def _write_json(data, path) -> None:
     import json
 
-    with open(path, "w") as f:
-        json.dump(data, f, indent=2)
+    write_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
     print(f"wrote {path}")
 
 
@@ -157,6 +158,8 @@ def eval_cmd(args) -> int:
     from ransform import codec, evaluation
     from ransform.training import image_files
 
+    if args.output:
+        output_path(args.output, args.force)  # before an evaluation that may take minutes
     files = image_files(args.directory)
     qualities = [int(q) for q in args.quality.split(",")] if args.quality else []
     checkpoints = args.checkpoint.split(",") if args.checkpoint else []
@@ -191,6 +194,8 @@ def bench_codecs_cmd(args) -> int:
     codecs = args.codecs.split(",") if args.codecs else evaluation.available_codecs()
     os.makedirs(args.output_dir, exist_ok=True)
     for name in codecs:
+        output_path(os.path.join(args.output_dir, f"{name}.json"), args.force)
+    for name in codecs:
         per_quality = {q: evaluation.evaluate_codec(name, q, files, progress=not args.quiet)
                        for q in evaluation.CODEC_QUALITIES[name]}
         from PIL import __version__ as pillow_version
@@ -205,6 +210,7 @@ def bench_codecs_cmd(args) -> int:
 def plot_cmd(args) -> int:
     from ransform import rdplot
 
+    output_path(args.output, args.force, args.results)
     results = [rdplot.load_results(p) for p in args.results]
     metric = "psnr-rgb" if args.metric == "psnr" else "ms-ssim-rgb"
     rdplot.plot(results, args.output, metric, args.title)
@@ -218,6 +224,7 @@ def bitmap_cmd(args) -> int:
     from ransform import codec
     from ransform.bitmaps import bitmap, plot_bitmap
 
+    output_path(args.output, args.force, [args.image])
     model = codec.load_model(args.model, args.quality, args.checkpoint)
     x = codec.read_image(args.image)
     bm = bitmap(model.net, x)
@@ -229,6 +236,7 @@ def bitmap_cmd(args) -> int:
 
 def convert_cmd(args) -> int:
     import hashlib
+    import io
     import os
 
     import torch
@@ -248,14 +256,13 @@ def convert_cmd(args) -> int:
         model.net.make_portable(images)
         weights.update({k: v for k, v in model.net.state_dict().items() if k.startswith("portable.")})
     state = {"model": model.name, "quality": model.quality, "state_dict": weights}
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    tmp = args.output + ".tmp"
-    torch.save(state, tmp)
-    with open(tmp, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()[:8]
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    digest = hashlib.sha256(buffer.getvalue()).hexdigest()[:8]
     stem, dot, suffix = os.path.basename(args.output).partition(".")
-    final = os.path.join(os.path.dirname(args.output), f"{stem}-{digest}{dot}{suffix}")
-    os.replace(tmp, final)
+    final = output_path(os.path.join(os.path.dirname(args.output), f"{stem}-{digest}{dot}{suffix}"), args.force,
+                        [args.checkpoint])
+    write_atomic(final, buffer.getvalue())
     print(f"{final}: {model.name} quality {model.quality}, coder tables filled"
           + (", portable entropy parameters" if args.portable else "")
           + (", parameters in float16" if args.half else f", weights fingerprint {model.fingerprint.hex()}"))
@@ -284,15 +291,21 @@ def demo(args) -> int:
     else:
         raise ValueError("no shipped model in this installation; use --checkpoint")
     image = args.image or str(Path(__file__).parent / "data" / DEMO_IMAGE)
-    os.makedirs(args.output_dir, exist_ok=True)
-    stem = os.path.join(args.output_dir, Path(image).stem)
+    names = [Path(image).stem + suffix for suffix in (".rfm", "-decoded.png", "-bits.png")]
+    output_dir = args.output_dir
+    if output_dir is None:  # a fresh folder: ransform-demo, else ransform-demo-2, ...
+        output_dir = next(d for d in ("ransform-demo", *(f"ransform-demo-{i}" for i in range(2, 10**6)))
+                          if not any(os.path.exists(os.path.join(d, n)) for n in names))
+    for n in names:
+        output_path(os.path.join(output_dir, n), args.force, [image])
+    os.makedirs(output_dir, exist_ok=True)
+    stem = os.path.join(output_dir, Path(image).stem)
     t0 = time.perf_counter()
     model = codec.load_model(name, quality, args.checkpoint)
     x = codec.read_image(image)
     t1 = time.perf_counter()
     data, x_hat, t_enc, t_dec = evaluation.round_trip(model, x)
-    with open(stem + ".rfm", "wb") as f:
-        f.write(data)
+    write_atomic(stem + ".rfm", data)
     codec.write_image(x_hat, stem + "-decoded.png")
     bm = bitmap(model.net, x)
     plot_bitmap(bm, stem + "-bits.png", image=x)
@@ -332,7 +345,8 @@ def main(argv=None) -> int:
                        "with JPEG", description="Compresses a bundled CC0 photograph (or --image) with the shipped "
                        "model; writes the .rfm file, the reconstruction and the bit map to --output-dir.")
     p.add_argument("--image", help="another image instead of the bundled one")
-    p.add_argument("--output-dir", default="ransform-demo")
+    p.add_argument("--output-dir", help="where to write (default: ransform-demo, or the next free ransform-demo-N)")
+    p.add_argument("-f", "--force", action="store_true", help="replace the demo's files in --output-dir")
     _model_args(p, "a checkpoint instead of the shipped model")
     p.set_defaults(run=demo)
 
@@ -349,6 +363,7 @@ def main(argv=None) -> int:
     p.add_argument("--float", action="store_true", help="code with the float entropy-parameter networks (as "
                    "CompressAI does; the file may not decode on another machine or thread count) instead of "
                    "the portable integer ones (the default when the model has them)")
+    p.add_argument("-f", "--force", action="store_true", help="replace an existing output file")
     p.set_defaults(run=compress_cmd)
 
     p = sub.add_parser("decompress", help="decompress an .rfm file into a PNG",
@@ -357,6 +372,7 @@ def main(argv=None) -> int:
     p.add_argument("-o", "--output", help="output image (default: FILE without .rfm, as .png)")
     p.add_argument("--checkpoint", help="checkpoint the file was written with (when it is not a shipped model)")
     p.add_argument("--original", help="original image: print the PSNR against it")
+    p.add_argument("-f", "--force", action="store_true", help="replace an existing output file")
     p.set_defaults(run=decompress_cmd)
 
     p = sub.add_parser("eval", help="rate-distortion of a model on an image folder (JSON, CompressAI's schema)",
@@ -370,6 +386,7 @@ def main(argv=None) -> int:
     p.add_argument("--per-image", action="store_true", help="also store every image's numbers")
     p.add_argument("-o", "--output", help="write the results JSON here")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("-f", "--force", action="store_true", help="replace an existing output file")
     p.set_defaults(run=eval_cmd)
 
     p = sub.add_parser("bench-codecs", help="JPEG, WebP, JPEG 2000 (and AVIF) through Pillow, same JSON schema")
@@ -378,6 +395,7 @@ def main(argv=None) -> int:
     p.add_argument("-o", "--output-dir", default="results", help="one JSON per codec (default: results/)")
     p.add_argument("--per-image", action="store_true")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("-f", "--force", action="store_true", help="replace an existing output file")
     p.set_defaults(run=bench_codecs_cmd)
 
     p = sub.add_parser("plot", help="RD curves of results JSON files, and BD-rate / BD-PSNR against the first")
@@ -385,6 +403,7 @@ def main(argv=None) -> int:
     p.add_argument("-o", "--output", default="rd.png")
     p.add_argument("--metric", choices=["psnr", "ms-ssim"], default="psnr")
     p.add_argument("--title")
+    p.add_argument("-f", "--force", action="store_true", help="replace an existing output file")
     p.set_defaults(run=plot_cmd)
 
     p = sub.add_parser("bitmap", help="per-pixel bit heat map of an image next to the image (PNG)",
@@ -394,6 +413,7 @@ def main(argv=None) -> int:
     p.add_argument("-o", "--output", default="bitmap.png")
     _model_args(p, "checkpoint file (ransform training checkpoint, or CompressAI's with --model)")
     p.add_argument("--log", action="store_true", help="logarithmic colour scale")
+    p.add_argument("-f", "--force", action="store_true", help="replace an existing output file")
     p.set_defaults(run=bitmap_cmd)
 
     p = sub.add_parser("convert", help="a CompressAI or ransform training checkpoint -> a ransform checkpoint",
@@ -409,6 +429,7 @@ def main(argv=None) -> int:
                    "decode on every machine (docs/guide/portable.md)")
     p.add_argument("--calibration", help="folder of images to calibrate --portable on (default: the bundled photo)")
     p.add_argument("--calibration-images", type=int, default=8, help="how many of its images (default 8)")
+    p.add_argument("-f", "--force", action="store_true", help="replace an existing output file")
     p.set_defaults(run=convert_cmd)
 
     p = sub.add_parser("train", help="train a model on an image folder (random crops; resumes from --out)",

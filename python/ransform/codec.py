@@ -13,6 +13,7 @@ from PIL import Image
 from ransform import models, zoo
 from ransform._core import StreamError
 from ransform.container import CompressedImage, ContainerError, pack, unpack, weights_fingerprint
+from ransform.files import load_checkpoint, write_atomic
 from ransform.image import crop, pad, padding_for
 
 
@@ -54,7 +55,7 @@ def load_model(name: str | None = None, quality: int | None = None, checkpoint: 
     """A model ready to code: shipped weights by name and quality, or a checkpoint file
     (a ransform training checkpoint knows its model; a CompressAI one needs ``name``)."""
     if checkpoint is not None:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        state = load_checkpoint(checkpoint)
         if isinstance(state, dict) and "model" in state and isinstance(state["model"], str):
             name, quality = name or state["model"], quality or state.get("quality", 0)
         if name is None:
@@ -100,8 +101,14 @@ def read_image(path) -> torch.Tensor:
 
 
 def write_image(x: torch.Tensor, path) -> None:
+    """x (3, H, W) in [0, 1] as an 8-bit image file (format from the suffix), written atomically."""
+    import io
+    from pathlib import Path
     a = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    Image.fromarray(a).save(path)
+    buffer = io.BytesIO()
+    fmt = Image.registered_extensions().get(Path(path).suffix.lower(), "PNG")
+    Image.fromarray(a).save(buffer, format=fmt)
+    write_atomic(path, buffer.getvalue())
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:

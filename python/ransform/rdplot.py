@@ -2,10 +2,14 @@
 files in CompressAI's schema (see :mod:`ransform.evaluation`)."""
 from __future__ import annotations
 
+import io
 import json
 import math
+from pathlib import Path
 
 import numpy as np
+
+from ransform.files import write_atomic
 
 
 def load_results(path) -> dict:
@@ -96,6 +100,8 @@ def plot(results: list[dict], path, metric: str = "psnr-rgb", title: str | None 
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=Path(path).suffix.lstrip(".").lower() or "png")
     plt.close(fig)
+    write_atomic(path, buffer.getvalue())
     return path

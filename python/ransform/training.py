@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from ransform import models
+from ransform.files import load_checkpoint, save_atomic
 from ransform.losses import RateDistortionLoss, lambda_for
 from ransform.progress import Progress
 
@@ -162,7 +163,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
     start_epoch, best = 0, math.inf
     last_path, best_path = out / "checkpoint.pth.tar", out / "best.pth.tar"
     if last_path.exists():
-        state = torch.load(last_path, map_location=device, weights_only=False)
+        state = load_checkpoint(last_path, map_location=device)
         net.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         aux_optimizer.load_state_dict(state["aux_optimizer"])
@@ -171,7 +172,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
         if rank == 0:
             log(f"resumed from {last_path} at epoch {start_epoch}")
     elif cfg.init:
-        net.load_state_dict(torch.load(cfg.init, map_location=device, weights_only=False))
+        net.load_state_dict(load_checkpoint(cfg.init, map_location=device))
         if rank == 0:
             log(f"weights initialised from {cfg.init}")
     if world > 1:
@@ -227,9 +228,9 @@ def train(cfg: TrainConfig, log=print) -> Path:
                      "aux_optimizer": aux_optimizer.state_dict(), "lr_scheduler": scheduler.state_dict(),
                      "best_loss": min(best, val["loss"]), "config": asdict(cfg), "model": cfg.model,
                      "quality": cfg.quality}
-            torch.save(state, last_path)
+            save_atomic(state, last_path)  # a kill leaves the previous checkpoint, never half of one
             if val["loss"] < best:
-                torch.save(state, best_path)
+                save_atomic(state, best_path)
         best = min(best, val["loss"])
         stop = torch.tensor([time.monotonic() >= deadline], dtype=torch.int32, device=device)  # nccl: on the GPU
         if world > 1:  # rank 0's clock decides, so every rank leaves after the same epoch

@@ -2,7 +2,7 @@
 
     from ransform import models
     net = models.get_model("bmshj2018-hyperprior", quality=3)   # random weights
-    net = models.from_state_dict("bmshj2018-hyperprior", torch.load("ckpt.pth.tar"))
+    net = models.from_state_dict("bmshj2018-hyperprior", torch.load("ckpt.pth.tar", weights_only=True))
 """
 from __future__ import annotations
 

@@ -1,0 +1,83 @@
+"""Files in and out, so that nothing is lost and nothing runs.
+
+- :func:`load_checkpoint` reads with ``torch.load(weights_only=True)``: tensors and plain
+  containers only. A pickle that needs code to load is refused; its code never runs.
+- :func:`output_path` refuses to replace an existing file unless told to (``--force``), and
+  refuses an input file always.
+- :func:`write_atomic` writes a temporary file next to the target, flushes it to disk and
+  renames it over the target, so a killed process leaves the old file or none, never half.
+"""
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+
+class UnsafeCheckpointError(ValueError):
+    """A checkpoint that is not plain data (loading it would run code it carries)."""
+
+
+def load_checkpoint(path, map_location="cpu"):
+    """What ``torch.load`` returns for a checkpoint of tensors and plain containers."""
+    import torch
+
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a checkpoint file")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise ValueError(f"no such checkpoint: {path}") from None
+    except pickle.UnpicklingError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "Weights only load failed" in reason or "Unsupported global" in str(exc):
+            raise UnsafeCheckpointError(
+                f"{path} is not a plain checkpoint: it holds Python objects that would run code when loaded; "
+                "ransform loads only tensors and plain containers, and did not run it") from None
+        raise ValueError(f"{path} is not a PyTorch checkpoint ({reason})") from None
+    except Exception as exc:  # torch reports a foreign or damaged file in many ways
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"cannot read checkpoint {path}: not a PyTorch checkpoint ({detail})") from None
+
+
+def output_path(path, force: bool = False, inputs=()) -> Path:
+    """``path`` as a place to write: never one of ``inputs``, an existing file only with
+    ``force``, never a directory."""
+    path = Path(path)
+    for source in inputs:
+        if source is not None and Path(source).exists() and path.exists() and path.samefile(source):
+            raise ValueError(f"refusing to write {path}: it is the input")
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory; give a file name")
+    if path.exists() and not force:
+        raise ValueError(f"{path} exists; pass --force (-f) to replace it")
+    return path
+
+
+def write_atomic(path, data: bytes) -> None:
+    """Writes ``data`` to ``path`` all at once: the old file or the new one, never a mix."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_atomic(obj, path) -> None:
+    """``torch.save(obj, path)``, atomically (see :func:`write_atomic`)."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_atomic(path, buffer.getvalue())
