@@ -174,3 +174,32 @@ def test_a_float_file_that_fails_says_why(portable_checkpoint):
     model.net.h_s.register_forward_hook(lambda m, args, out: out + 2.0)
     with pytest.raises(codec.FloatModeError, match="most likely written on another machine or with another thread"):
         codec.decompress(model, data)
+
+
+def _with_sizes(data, height, width, latent):
+    """The file with another image size (padding to match) and latent shape, CRC fixed."""
+    import struct
+    import zlib
+    from ransform.image import padding_for
+    item = unpack(data)
+    item.height, item.width = height, width
+    item.padding = padding_for(height, width, 64)
+    item.latent_shape = latent
+    body = pack(item)[:-4]
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def test_a_decompression_bomb_is_refused_before_decoding(checkpoint):
+    import time
+    model = codec.load_model(checkpoint=str(checkpoint))
+    data = codec.compress(model, torch.rand(3, 64, 64))
+    for height, width, latent, message in [
+            (64, 64, (4096, 4096), "latent shape"),                          # small image, huge latent
+            (4096 * 64, 4096 * 64, (4096, 4096), "more than the limit"),      # huge image, consistent
+            (64, 64, (2, 1), "latent shape")]:
+        start = time.perf_counter()
+        with pytest.raises(ContainerError, match=message):
+            codec.decompress(model, _with_sizes(data, height, width, latent))
+        assert time.perf_counter() - start < 1.0
+    with pytest.raises(ContainerError, match="limit of 1000 pixels"):
+        codec.decompress(model, data, max_pixels=1000)

@@ -3,6 +3,7 @@ into the container (:mod:`ransform.container`); and the reverse, checking that t
 the one that wrote the file."""
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -141,9 +142,28 @@ def model_for(data: bytes, checkpoint: str | None = None) -> LoadedModel:
     return load_model(item.model, item.quality)
 
 
+MAX_PIXELS = 2 ** 28  # 268 M pixels (16384 x 16384): about 3 GB of float32 reconstruction
+
+
+def check_size(item: CompressedImage, factor: int, max_pixels: int | None = None) -> None:
+    """Refuses a header whose sizes disagree or exceed the pixel limit, before decoding: a small
+    hostile file must not make the decoder allocate gigabytes."""
+    limit = int(max_pixels or os.environ.get("RANSFORM_MAX_PIXELS", MAX_PIXELS))
+    height = item.height + item.padding[2] + item.padding[3]
+    width = item.width + item.padding[0] + item.padding[1]
+    if height * width > limit:
+        raise ContainerError(f"the file holds a {item.width}x{item.height} image, more than the limit of {limit} "
+                             "pixels (set RANSFORM_MAX_PIXELS to decode larger images)")
+    if tuple(item.latent_shape) != (height // factor, width // factor):
+        raise ContainerError(f"corrupted file: latent shape {tuple(item.latent_shape)} does not match the "
+                             f"{item.width}x{item.height} image")
+
+
 @torch.no_grad()
-def decompress(model: LoadedModel, data: bytes) -> torch.Tensor:
-    """The bytes of an .rfm file -> x_hat (3, H, W) in [0, 1]."""
+def decompress(model: LoadedModel, data: bytes, max_pixels: int | None = None) -> torch.Tensor:
+    """The bytes of an .rfm file -> x_hat (3, H, W) in [0, 1]. Images of more than
+    ``max_pixels`` pixels (default :data:`MAX_PIXELS`, or ``RANSFORM_MAX_PIXELS``) are refused
+    before anything is decoded."""
     item = unpack(data)
     if item.model != model.name:
         raise ContainerError(f"the file was written by model {item.model!r}, not {model.name!r}")
@@ -157,6 +177,7 @@ def decompress(model: LoadedModel, data: bytes) -> torch.Tensor:
                              f"{item.weights.hex()}, this model's is {fingerprint.hex()})")
     if item.padding != padding_for(item.height, item.width, model.net.downsampling_factor):
         raise ContainerError("corrupted file: padding does not match the image size")
+    check_size(item, model.net.downsampling_factor, max_pixels)  # before anything is allocated
     with coding_mode(model.net, item.portable):
         try:
             x_hat = model.net.decompress([[s] for s in item.streams], item.latent_shape)["x_hat"]
@@ -170,9 +191,5 @@ def decompress(model: LoadedModel, data: bytes) -> torch.Tensor:
                 "written on another machine or with another thread count (OMP_NUM_THREADS) than this "
                 "decoder's. Decode it with the settings it was written with; files written in portable "
                 "mode (the default) decode anywhere.") from exc
-    expected = tuple(n + a + b for n, a, b in ((item.height, item.padding[2], item.padding[3]),
-                                              (item.width, item.padding[0], item.padding[1])))
-    if tuple(x_hat.shape[-2:]) != expected:
-        raise ContainerError("corrupted file: latent shape does not match the image size")
     return crop(x_hat, item.padding)[0]
 
