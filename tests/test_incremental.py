@@ -311,3 +311,69 @@ print(json.dumps(dict(late=late, ok=ok, wrong=wrong, later_raise=later_ok)))
     assert report["wrong"] == 0, report
     assert report["late"] == [], f"errors reported after the damaged chunk was fully decoded: {report['late']}"
     assert report["later_raise"] + report["ok"] == 24
+
+
+def test_an_encoder_shared_by_threads_takes_turns():
+    """Threads appending and finishing on one Encoder: every stream decodes, and every call's
+    block of symbols lands whole (the lock makes each call atomic)."""
+    import threading
+    table = ransform.GaussianTable()
+    enc = ransform.Encoder(table)
+    streams, errors = [], []
+
+    def writer(t):
+        try:
+            for k in range(300):
+                block = np.full(37, t * 1000 + k % 500, dtype=np.int32)
+                enc.encode(block, np.full(37, 100, dtype=np.int32))
+        except Exception as exc:  # pragma: no cover - a failure is what the test looks for
+            errors.append(exc)
+
+    def finisher():
+        for _ in range(40):
+            streams.append(enc.finish())
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(3)] + [threading.Thread(target=finisher)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    streams.append(enc.finish())
+    assert not errors
+    total = 0
+    for data in streams:
+        n = ransform.Decoder(data, table).remaining
+        out = ransform.decode(data, np.full(n, 100, dtype=np.int32), table)
+        assert n % 37 == 0 and all(len(set(block)) == 1 for block in out.reshape(-1, 37))
+        total += n
+    assert total == 3 * 300 * 37
+
+
+def test_a_decoder_shared_by_threads_hands_out_each_symbol_once():
+    import threading
+    table = ransform.GaussianTable()
+    symbols = np.arange(20000, dtype=np.int32) % 7 - 3
+    data = ransform.encode(symbols, np.full(symbols.size, 120, dtype=np.int32), table)
+    dec = ransform.Decoder(data, table)
+    pieces, lock = [], threading.Lock()
+
+    def reader():
+        while True:
+            with lock:
+                if dec.remaining == 0:
+                    return
+            try:
+                out = dec.decode(np.full(50, 120, dtype=np.int32))
+            except ValueError:  # another thread took the last symbols first
+                return
+            with lock:
+                pieces.append(out)
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    got = np.concatenate(pieces)
+    assert got.size == symbols.size
+    assert sorted(map(tuple, got.reshape(-1, 50))) == sorted(map(tuple, symbols.reshape(-1, 50)))

@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cmath>
+#include <mutex>
 #include <vector>
 
 #include "core/escape.hpp"
@@ -36,12 +37,23 @@ py::buffer_info stream_buffer(const py::buffer& data) {
   return info;
 }
 
+// One lock per Encoder / Decoder object, so that threads sharing one take turns. It is taken
+// with the GIL released: a thread that holds it may need the GIL again, and a thread waiting
+// for it must not keep the GIL meanwhile.
+std::unique_lock<std::mutex> lock_released(std::mutex& m) {
+  std::unique_lock<std::mutex> lock(m, std::defer_lock);
+  py::gil_scoped_release release;
+  lock.lock();
+  return lock;
+}
+
 // Encoder that collects symbols over several calls and codes them all at finish().
 class IncrementalEncoder {
  public:
   explicit IncrementalEncoder(std::shared_ptr<Table> table) : table_(std::move(table)) {}
 
   void encode(const py::handle& sym_obj, const py::handle& idx_obj) {
+    const auto lock = lock_released(mutex_);
     auto sym = contiguous<int32_t>(sym_obj, "symbols", "int32");
     auto idx = contiguous<int32_t>(idx_obj, "indexes", "int32");
     check_same_size(sym, idx);
@@ -54,6 +66,7 @@ class IncrementalEncoder {
   }
 
   py::bytes finish(int threads) {
+    const auto lock = lock_released(mutex_);
     EncodedStream s;
     {
       py::gil_scoped_release release;
@@ -64,11 +77,15 @@ class IncrementalEncoder {
     return to_bytes(s);
   }
 
-  size_t size() const { return symbols_.size(); }
+  size_t size() {
+    const auto lock = lock_released(mutex_);
+    return symbols_.size();
+  }
 
  private:
   std::shared_ptr<Table> table_;
   std::vector<int32_t> symbols_, indexes_;
+  std::mutex mutex_;
 };
 
 class IncrementalDecoder {
@@ -80,6 +97,7 @@ class IncrementalDecoder {
   }
 
   py::array_t<int32_t> decode(const py::handle& idx_obj) {
+    const auto lock = lock_released(mutex_);
     auto idx = contiguous<int32_t>(idx_obj, "indexes", "int32");
     py::array_t<int32_t> out(idx.size());
     {
@@ -89,12 +107,19 @@ class IncrementalDecoder {
     return out;
   }
 
-  uint64_t remaining() const { return decoder_->symbols() - decoder_->position(); }
-  uint64_t position() const { return decoder_->position(); }
+  uint64_t remaining() {
+    const auto lock = lock_released(mutex_);
+    return decoder_->symbols() - decoder_->position();
+  }
+  uint64_t position() {
+    const auto lock = lock_released(mutex_);
+    return decoder_->position();
+  }
 
  private:
   std::shared_ptr<Table> table_;  // keeps the tables alive for decoder_
   std::unique_ptr<StreamDecoder> decoder_;
+  std::mutex mutex_;
 };
 
 double ideal_bits(const SymbolTables& t, const int32_t* sym, const int32_t* idx, size_t n) {
