@@ -83,3 +83,20 @@ def test_bad_results_file(tmp_path):
     bad = tmp_path / "x.json"
     bad.write_text('{"foo": 1}')
     assert cli.main(["plot", str(bad), "-o", str(tmp_path / "p.png")]) == 2
+
+
+def test_eval_keeps_every_checkpoint_when_two_share_a_quality(folder, checkpoint, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert cli.main(["eval", str(folder), "--checkpoint", f"{checkpoint},{checkpoint}", "-o", str(out),
+                     "--quiet"]) == 0
+    assert "share a quality" in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert data["results"]["quality"] == [1, 2] and len(data["results"]["bpp"]) == 2
+
+
+def test_a_checkpoint_of_another_architecture_says_which_it_holds(checkpoint):
+    state = torch.load(checkpoint, weights_only=True)["state_dict"]
+    with pytest.raises(ValueError, match="not a mbt2018; it holds a bmshj2018-hyperprior"):
+        models.from_state_dict("mbt2018", state)
+    with pytest.raises(ValueError, match="matches no known model"):
+        models.from_state_dict("mbt2018", {"x": torch.zeros(1)})

@@ -172,9 +172,13 @@ def eval_cmd(args) -> int:
         runs.append(model)
     if not runs:
         raise ValueError("give --quality (shipped weights) and/or --checkpoint")
+    keys = [model.quality or i + 1 for i, model in enumerate(runs)]
+    if len(set(keys)) != len(keys):  # every checkpoint keeps its row
+        keys = list(range(1, len(runs) + 1))
+        print(f"checkpoints share a quality: their rows are numbered 1..{len(runs)} in the order given")
     per_quality = {}
-    for i, model in enumerate(runs):
-        per_quality[model.quality or i + 1] = evaluation.evaluate_model(model, files, progress=not args.quiet)
+    for key, model in zip(keys, runs):
+        per_quality[key] = evaluation.evaluate_model(model, files, progress=not args.quiet)
     name = args.name or f"ransform {runs[0].name}"
     summary = evaluation.summarize(name, f"ransform {ransform.__version__}, .rfm files, {len(files)} images "
                                    f"from {args.directory}", per_quality, args.per_image)

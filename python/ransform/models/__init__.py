@@ -67,8 +67,24 @@ def get_model(name: str, quality: int, **kwargs) -> CompressionModel:
 
 
 def from_state_dict(name: str, checkpoint, **kwargs) -> CompressionModel:
-    """A model of kind ``name`` sized from a (CompressAI or ransform) checkpoint and loaded."""
-    return _model_class(name).from_state_dict(convert_state_dict(checkpoint), **kwargs)
+    """A model of kind ``name`` sized from a (CompressAI or ransform) checkpoint and loaded; a
+    checkpoint of another architecture is refused naming the one it holds."""
+    cls = _model_class(name)
+    state = convert_state_dict(checkpoint)
+    try:
+        return cls.from_state_dict(state, **kwargs)
+    except (KeyError, RuntimeError, IndexError, TypeError):
+        holds = [n for n in model_names() if n != name and _loads(n, state)]
+        hint = f"; it holds a {' or '.join(holds)}" if holds else "; it matches no known model"
+        raise ValueError(f"the checkpoint is not a {name}{hint}") from None
+
+
+def _loads(name: str, state) -> bool:
+    try:
+        MODELS[name].from_state_dict(state)
+        return True
+    except Exception:
+        return False
 
 
 __all__ = ["CheckerboardContext", "Cheng2020Anchor", "CompressionModel", "JointAutoregressiveHierarchicalPriors", "FactorizedPrior", "FactorizedPriorReLU", "MODELS", "MeanScaleHyperprior",
