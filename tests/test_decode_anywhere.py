@@ -17,6 +17,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:TF32 acceleration")
 from ransform import codec, zoo  # noqa: E402
 from ransform.container import unpack  # noqa: E402
 from ransform.portable import set_backend  # noqa: E402
+from ransform.portable.ops import native_kernels  # noqa: E402
 
 from conftest import KODAK_IMAGES  # noqa: E402
 
@@ -40,20 +41,9 @@ def decoder_setting(name):
         torch.set_num_threads(threads)
 
 
-def _cpu_runs(kernel):
-    import numpy as np
-    from ransform import _core
-    try:
-        _core.int_conv2d(np.zeros((1, 1, 1), np.int16), np.zeros((1, 1, 1, 1), np.int16),
-                         *(np.zeros(1, np.int32),) * 4, kernel=kernel)
-        return True
-    except ValueError:
-        return False
-
-
 # the integer kernels other than the one this CPU picks by default stand in for other CPUs
 SETTINGS = ["1 thread", "oneDNN off", "PyTorch reference"] + [
-    f"{k.upper() if k != 'scalar' else k} kernels" for k in ("scalar", "sse2", "avx2", "avx512") if _cpu_runs(k)]
+    f"{k.upper() if k != 'scalar' else k} kernels" for k in native_kernels()]
 
 
 def decode_latent(model, data):

@@ -11,18 +11,9 @@ pytestmark = pytest.mark.filterwarnings("ignore:TF32 acceleration")
 from ransform import _core, models  # noqa: E402
 from ransform.portable import IntegerNetwork, get_backend, set_backend  # noqa: E402
 from ransform.portable.convert import structure  # noqa: E402
-from ransform.portable.ops import conv_native, conv_reference  # noqa: E402
+from ransform.portable.ops import conv_native, conv_reference, native_kernels  # noqa: E402
 
-KERNELS = ["scalar", "sse2", "avx2", "avx512"]
-
-
-def _cpu_has(kernel):
-    try:
-        _core.int_conv2d(np.zeros((1, 1, 1), np.int16), np.zeros((1, 1, 1, 1), np.int16), *(np.zeros(1, np.int32),) * 4,
-                         kernel=kernel)
-        return True
-    except ValueError:
-        return False
+KERNELS = native_kernels()
 
 
 def slow_conv(x, w, bias, m_pos, m_neg, shift, stride, padding, output_padding, transposed, out_bits):
@@ -86,7 +77,7 @@ def test_native_reference_and_the_spec_loops_agree(transposed, big):
             expected = slow_conv(x, w, *params, **geometry)
             t = [torch.from_numpy(a) for a in (x, w, *params)]
             assert np.array_equal(conv_reference(*t, **geometry).numpy(), expected)
-            for kernel in [k for k in KERNELS if _cpu_has(k)]:
+            for kernel in KERNELS:
                 for threads in (1, 2):
                     out = conv_native(*t, **geometry, threads=threads, kernel=kernel).numpy()
                     assert np.array_equal(out, expected), (kernel, threads)
@@ -100,7 +91,7 @@ def test_the_most_negative_int16_wraps_like_every_other_sum():
     params = (0 * one, one, one, 0 * one)
     expected = slow_conv(x, w, *params, 1, 0, 0, False, 32)
     assert expected.ravel().tolist() == [-(2**31) + 1]   # int32(2^31) = -2^31, clamped to the int32 limit
-    for kernel in [k for k in KERNELS if _cpu_has(k)]:
+    for kernel in KERNELS:
         assert np.array_equal(_core.int_conv2d(x, w, *params, out_bits=32, kernel=kernel), expected), kernel
     t = [torch.from_numpy(a) for a in (x, w, *params)]
     assert np.array_equal(conv_reference(*t, out_bits=32).numpy(), expected)
@@ -366,7 +357,7 @@ def test_large_layers_split_into_blocks_agree_with_the_reference(k, stride, padd
               rng.integers(0, 2**31, 64).astype(np.int32), rng.integers(0, 63, 64).astype(np.int32)]
     t = [torch.from_numpy(a) for a in (x, w, *params)]
     expected = conv_reference(*t, stride=stride, padding=padding, out_bits=32)
-    for kernel in [k for k in KERNELS if _cpu_has(k)]:
+    for kernel in KERNELS:
         for threads in (1, 2, 3):
             got = conv_native(*t, stride=stride, padding=padding, out_bits=32, threads=threads, kernel=kernel)
             assert torch.equal(got, expected), (kernel, threads)

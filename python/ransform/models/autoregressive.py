@@ -124,65 +124,70 @@ class JointAutoregressiveHierarchicalPriors(MeanScaleHyperprior):
             return torch.from_numpy(decoder.decode(indexes)).to(means.dtype)
         return torch.round(y[:, rows, cols].t() - means)
 
-    def _portable_pass_one(self, y, hyper, decoder):
-        """The coded pass with the portable integer networks: hyper (2M, H, W) int16; each
-        step gathers the quantized y_hat at the causal taps, runs the context layer as a 1x1
-        layer over them and the entropy-parameter network, all in exact integers."""
-        part, threads = self.portable, native_threads()
+    def _wavefront_pass(self, y, hyper, decoder, context, parameters, context_values, dtype):
+        """The ordered pass shared by both coding modes. ``context`` is the zero-padded
+        (M, H + 2 pad, W + 2 pad) buffer the context reads; each step gathers it at the causal
+        taps, ``parameters(patches (M, P, taps), hyper columns (2M, P))`` gives (scales,
+        means), each (P, M), and ``context_values`` turns the step's y_hat (M, P) into what the
+        buffer holds."""
         M, H, W = hyper.shape[0] // 2, hyper.shape[1], hyper.shape[2]
+        k = self.context_prediction.kernel_size[0]
         taps, pad = self._causal_taps()
-        ctx_weight, ctx_layer = part.context_taps(taps.to(hyper.device))
-        y_q = hyper.new_zeros(M, H + 2 * pad, W + 2 * pad)   # the context's int16 input
-        flat = y_q.view(M, -1)
-        y_hat = hyper.new_zeros(M, H, W, dtype=torch.float32)
+        flat = context.view(M, -1)
+        y_hat = hyper.new_zeros(M, H, W, dtype=dtype)
         scales_out, means_out = torch.empty_like(y_hat), torch.empty_like(y_hat)
         hp = hyper.reshape(2 * M, H * W)
-        k = self.context_prediction.kernel_size[0]
-        tap_offsets = ((taps // k) * (W + 2 * pad) + taps % k).to(hyper.device)
+        tap_offsets = ((taps // k) * (W + 2 * pad) + taps % k).to(hyper.device)  # from a patch's corner
         for rows, cols in self.wavefront(H, W):
             corner = torch.from_numpy(rows * (W + 2 * pad) + cols).to(hyper.device)
             patches = flat[:, corner[:, None] + tap_offsets[None, :]]                     # (M, P, taps)
-            P = len(rows)
-            ctx = ctx_layer.linear(patches.permute(0, 2, 1).reshape(-1, 1, P), ctx_weight, threads)
-            h = torch.cat([hp[:, torch.from_numpy(rows * W + cols).to(hyper.device)].view(2 * M, 1, P), ctx])
-            params = part.entropy_parameters.run(h, threads).view(2 * M, P).t()
-            scales, means = params[:, :M], params[:, M:]
+            scales, means = parameters(patches, hp[:, torch.from_numpy(rows * W + cols).to(hyper.device)])
             values = (self._symbols(y, rows, cols, scales, means, decoder) + means).t()   # (M, P)
             y_hat[:, rows, cols] = values
-            y_q[:, rows + pad, cols + pad] = part.context.quantize_input(values[:, None, :])[:, 0, :]
+            context[:, rows + pad, cols + pad] = context_values(values)
             scales_out[:, rows, cols] = scales.t()
             means_out[:, rows, cols] = means.t()
         return y_hat, scales_out, means_out
 
+    def _portable_pass_one(self, y, hyper, decoder):
+        """The coded pass with the portable integer networks: hyper (2M, H, W) int16; the
+        context buffer holds the quantized y_hat, the context layer runs as a 1x1 layer over
+        the gathered taps, then the entropy-parameter network, all in exact integers."""
+        part, threads = self.portable, native_threads()
+        M = hyper.shape[0] // 2
+        taps, pad = self._causal_taps()
+        ctx_weight, ctx_layer = part.context_taps(taps.to(hyper.device))
+
+        def parameters(patches, hyper_columns):
+            P = patches.shape[1]
+            ctx = ctx_layer.linear(patches.permute(0, 2, 1).reshape(-1, 1, P), ctx_weight, threads)
+            params = part.entropy_parameters.run(torch.cat([hyper_columns.view(2 * M, 1, P), ctx]), threads)
+            params = params.view(2 * M, P).t()
+            return params[:, :M], params[:, M:]
+
+        context = hyper.new_zeros(M, hyper.shape[1] + 2 * pad, hyper.shape[2] + 2 * pad)   # int16
+        return self._wavefront_pass(y, hyper, decoder, context, parameters,
+                                    lambda v: part.context.quantize_input(v[:, None, :])[:, 0, :], torch.float32)
+
     def _coded_pass_one(self, y, hyper_params, decoder):
-        M, H, W = hyper_params.shape[0] // 2, hyper_params.shape[1], hyper_params.shape[2]
-        k = self.context_prediction.kernel_size[0]
+        M = hyper_params.shape[0] // 2
         taps, pad = self._causal_taps()
         weight = self.context_prediction.weight.flatten(2)[:, :, taps].flatten(1)     # (2M, M*taps)
         bias = self.context_prediction.bias
         layers = [m for m in self.entropy_parameters if isinstance(m, nn.Conv2d)]
         slope = next(m.negative_slope for m in self.entropy_parameters if isinstance(m, nn.LeakyReLU))
-        y_pad = hyper_params.new_zeros(M, H + 2 * pad, W + 2 * pad)
-        flat = y_pad.view(M, -1)
-        scales_out = hyper_params.new_empty(M, H, W)
-        means_out = hyper_params.new_empty(M, H, W)
-        hp = hyper_params.reshape(2 * M, H * W)
-        tap_offsets = (taps // k) * (W + 2 * pad) + taps % k  # offsets of the taps from a patch's corner
-        for rows, cols in self.wavefront(H, W):
-            corner = torch.from_numpy(rows * (W + 2 * pad) + cols)
-            patches = flat[:, corner[:, None] + tap_offsets[None, :]]                 # (M, P, taps)
-            ctx = torch.addmm(bias, patches.permute(1, 0, 2).reshape(len(rows), -1), weight.t())
-            h = torch.cat([hp[:, torch.from_numpy(rows * W + cols)].t(), ctx], 1)
+
+        def parameters(patches, hyper_columns):
+            ctx = torch.addmm(bias, patches.permute(1, 0, 2).reshape(patches.shape[1], -1), weight.t())
+            h = torch.cat([hyper_columns.t(), ctx], 1)
             for i, layer in enumerate(layers):
                 h = torch.addmm(layer.bias, h, layer.weight.flatten(1).t())
                 if i < len(layers) - 1:
                     h = F.leaky_relu(h, slope)
-            scales, means = h[:, :M], h[:, M:]
-            symbols = self._symbols(y, rows, cols, scales, means, decoder)
-            y_pad[:, rows + pad, cols + pad] = (symbols + means).t()
-            scales_out[:, rows, cols] = scales.t()
-            means_out[:, rows, cols] = means.t()
-        return y_pad[:, pad:pad + H, pad:pad + W].clone(), scales_out, means_out
+            return h[:, :M], h[:, M:]
+
+        context = hyper_params.new_zeros(M, hyper_params.shape[1] + 2 * pad, hyper_params.shape[2] + 2 * pad)
+        return self._wavefront_pass(y, hyper_params, decoder, context, parameters, lambda v: v, hyper_params.dtype)
 
     @staticmethod
     def wavefront(H: int, W: int):

@@ -6,7 +6,7 @@ from torch import nn
 
 from ransform.compat import convert_state_dict
 from ransform.entropy_models import EntropyBottleneck, EntropyModel
-from ransform.portable import portable_part
+from ransform.portable import portable_class, portable_part
 
 
 class CompressionModel(nn.Module):
@@ -38,13 +38,13 @@ class CompressionModel(nn.Module):
         """``"portable"``: the coded rows and means come from integer networks, identical on
         every machine (the default once converted); ``"float"``: from the float networks, as
         CompressAI codes (files may not decode on another machine or thread count)."""
-        return "portable" if portable_part(self) is None else self._coding_mode
+        return "portable" if portable_class(self) is None else self._coding_mode
 
     @coding_mode.setter
     def coding_mode(self, mode: str) -> None:
         if mode not in self.CODING_MODES:
             raise ValueError(f"coding_mode must be one of {self.CODING_MODES}, got {mode!r}")
-        if mode == "portable" and self.portable is None and portable_part(self) is not None:
+        if mode == "portable" and self.portable is None and portable_class(self) is not None:
             raise ValueError(f"{type(self).__name__} has no portable entropy parameters yet: call "
                              "make_portable(images) (or `ransform convert --portable`) first")
         self._coding_mode = mode

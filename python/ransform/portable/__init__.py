@@ -5,7 +5,7 @@ and means, so a file decodes anywhere (docs/guide/portable.md, docs/FORMAT.md se
     net.coding_mode             # "portable" (default once converted) or "float"
 """
 from ransform.portable.network import IntegerConv, IntegerNetwork, get_backend, set_backend
-from ransform.portable.parts import PortableContextModel, PortableHyperSynthesis, portable_part
+from ransform.portable.parts import PortableContextModel, PortableHyperSynthesis, portable_class, portable_part
 
 __all__ = ["IntegerConv", "IntegerNetwork", "PortableContextModel", "PortableHyperSynthesis", "get_backend",
-           "portable_part", "set_backend"]
+           "portable_class", "portable_part", "set_backend"]

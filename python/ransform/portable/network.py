@@ -68,7 +68,7 @@ class IntegerConv(nn.Module):
 
     def forward(self, x: torch.Tensor, threads: int = 0) -> torch.Tensor:
         """x (C, H, W) int16 -> (C_out, H_out, W_out) int16 or int32."""
-        out = self._conv(x, self.weight, self.stride, self.padding, self.output_padding, threads)
+        out = self._conv(x, self.weight, self.stride, self.padding, self.output_padding, self.transposed, threads)
         if self.shuffle > 1:  # (C r^2, H, W) -> (C, H r, W r), a permutation
             r, (c, h, w) = self.shuffle, out.shape
             out = out.view(c // r ** 2, r, r, h, w).permute(0, 3, 1, 4, 2).reshape(c // r ** 2, h * r, w * r)
@@ -77,15 +77,14 @@ class IntegerConv(nn.Module):
     def linear(self, x: torch.Tensor, weight: torch.Tensor, threads: int = 0) -> torch.Tensor:
         """This layer's bias and requantization after a 1x1 convolution with ``weight``
         (C_out, K, 1, 1): the context layer over gathered causal taps, x (K, 1, P)."""
-        return self._conv(x, weight, 1, 0, 0, threads)
+        return self._conv(x, weight, 1, 0, 0, False, threads)
 
-    def _conv(self, x, weight, stride, padding, output_padding, threads):
+    def _conv(self, x, weight, stride, padding, output_padding, transposed, threads):
         backend = _backend if _backend != "auto" else ("reference" if x.is_cuda else "native")
         if backend == "native" and x.is_cuda:
             raise ValueError("the native integer backend runs on the CPU; use set_backend('auto') for CUDA tensors")
         fn = {"native": conv_native, "reference": conv_reference, "cuda": conv_cuda}[backend]
         kwargs = {"threads": threads, "kernel": _kernel} if backend == "native" else {}
-        transposed = self.transposed and weight is self.weight
         return fn(x, weight, self.bias, self.m_pos, self.m_neg, self.shift, stride=stride, padding=padding,
                   output_padding=output_padding, transposed=transposed, out_bits=self.out_bits,
                   **kwargs).to(x.device)

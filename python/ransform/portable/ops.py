@@ -61,6 +61,21 @@ def conv_reference(x: torch.Tensor, weight: torch.Tensor, bias, m_pos, m_neg, sh
     return out.to(torch.int16 if out_bits == 16 else torch.int32)
 
 
+def native_kernels() -> list[str]:
+    """The instruction sets of the native integer kernels this CPU runs (``set_backend``)."""
+    from ransform import _core
+
+    def runs(kernel):
+        try:
+            _core.int_conv2d(np.zeros((1, 1, 1), np.int16), np.zeros((1, 1, 1, 1), np.int16),
+                             *(np.zeros(1, np.int32),) * 4, kernel=kernel)
+            return True
+        except ValueError:
+            return False
+
+    return [k for k in ("scalar", "sse2", "avx2", "avx512") if runs(k)]
+
+
 def conv_native(x: torch.Tensor, weight: torch.Tensor, bias, m_pos, m_neg, shift, *, stride: int = 1,
                 padding: int = 0, output_padding: int = 0, transposed: bool = False, out_bits: int = 16,
                 threads: int = 0, kernel: str = "auto") -> torch.Tensor:

@@ -53,12 +53,18 @@ class PortableContextModel(nn.Module):
         return weight, layer
 
 
-def portable_part(model) -> nn.Module | None:
-    """The empty portable module for a model (None where every row is already exact)."""
+def portable_class(model) -> type | None:
+    """The portable module class a model needs (None where every row is already exact)."""
     from ransform.models.autoregressive import JointAutoregressiveHierarchicalPriors
     from ransform.models.hyperprior import ScaleHyperprior
     if isinstance(model, JointAutoregressiveHierarchicalPriors):
-        return PortableContextModel(model)
+        return PortableContextModel
     if isinstance(model, ScaleHyperprior):
-        return PortableHyperSynthesis(model)
+        return PortableHyperSynthesis
     return None
+
+
+def portable_part(model) -> nn.Module | None:
+    """The empty portable module for a model (None where every row is already exact)."""
+    cls = portable_class(model)
+    return None if cls is None else cls(model)
