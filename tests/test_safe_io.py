@@ -37,7 +37,7 @@ def evil(tmp_path):
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
-    write_images(root, 4, 48, 64)
+    write_images(root, 4, 64, 80)  # a 64px patch: mbt2018-mean takes multiples of 64
     return root
 
 
@@ -60,7 +60,7 @@ def test_a_pickle_payload_never_runs_on_any_checkpoint_path(evil, image, data, t
         ["demo", "--checkpoint", str(path), "--output-dir", str(out / "demo")],
         ["convert", str(path), "-o", str(out / "c.pth")],
         ["train", "--model", "mbt2018-mean", "--quality", "1", "--data", str(data), "--out", str(out / "run"),
-         "--patch", "32", "--channels", "8,12", "--init", str(path)],
+         "--patch", "64", "--channels", "8,12", "--init", str(path)],
     ]
     for argv in commands:
         assert cli.main(argv) == 2, argv
@@ -70,7 +70,7 @@ def test_a_pickle_payload_never_runs_on_any_checkpoint_path(evil, image, data, t
     run.mkdir(parents=True)
     (run / "checkpoint.pth.tar").write_bytes(path.read_bytes())
     assert cli.main(["train", "--model", "mbt2018-mean", "--quality", "1", "--data", str(data), "--out",
-                     str(run), "--patch", "32", "--channels", "8,12"]) == 2
+                     str(run), "--patch", "64", "--channels", "8,12"]) == 2
     assert "not a plain checkpoint" in capsys.readouterr().err
     # decompress with the payload as the decoder's checkpoint
     net = models.MeanScaleHyperprior(8, 12).eval()
@@ -92,6 +92,23 @@ def test_foreign_files_are_not_checkpoints(tmp_path):
         load_checkpoint(tmp_path / "missing.pth")
     with pytest.raises(ValueError, match="is a directory"):
         load_checkpoint(tmp_path)
+    import gzip
+    junk.write_bytes(gzip.compress(b"hello"))
+    with pytest.raises(ValueError, match="not a PyTorch checkpoint") as refused:
+        load_checkpoint(junk)
+    assert not isinstance(refused.value, UnsafeCheckpointError)  # junk is junk, not "code that would run"
+    junk.write_bytes(b"\x1f\x8b truncated gzip")
+    with pytest.raises(ValueError, match="cannot read checkpoint"):
+        load_checkpoint(junk)
+
+
+def test_a_gzip_compressed_pickle_payload_never_runs(evil):
+    import gzip
+    path, marker = evil
+    path.write_bytes(gzip.compress(path.read_bytes()))
+    with pytest.raises(UnsafeCheckpointError, match="did not run it"):
+        load_checkpoint(path)
+    assert not marker.exists()
 
 
 def test_no_command_replaces_a_file_without_force(image, tmp_path, capsys):
@@ -169,3 +186,33 @@ def test_kill_9_during_a_write_leaves_the_old_file(tmp_path, what):
     assert target.read_bytes() == old
     if what == "checkpoint":
         assert load_checkpoint(target)["epoch"] == 1
+
+
+def test_the_shipped_name_and_its_checkpoint_file_decode_each_others_files(image, tmp_path, capsys):
+    from ransform import zoo
+    weights = str(zoo.WEIGHTS_DIR / zoo.SHIPPED[("mbt2018-mean-small", 1)][1])  # gzip, as shipped
+    by_name, by_file = tmp_path / "by-name.rfm", tmp_path / "by-file.rfm"
+    assert cli.main(["compress", str(image), "-o", str(by_name), "--model", "mbt2018-mean-small", "--quality", "1",
+                     "--no-psnr"]) == 0
+    assert cli.main(["compress", str(image), "-o", str(by_file), "--checkpoint", weights, "--no-psnr"]) == 0
+    decoded = {}
+    for source in (by_name, by_file):
+        for how in ([], ["--checkpoint", weights]):
+            out = tmp_path / f"{source.stem}-{len(how)}.png"
+            assert cli.main(["decompress", str(source), "-o", str(out), *how]) == 0, capsys.readouterr().err
+            decoded[out.name] = codec.read_image(out)
+    first = next(iter(decoded.values()))
+    assert all(torch.equal(first, x) for x in decoded.values())  # one model, one reconstruction
+    # Other weights of the same architecture are still refused, by name.
+    other = str(zoo.WEIGHTS_DIR / zoo.SHIPPED[("mbt2018-mean-small", 2)][1])
+    assert cli.main(["decompress", str(by_name), "-o", str(tmp_path / "x.png"), "--checkpoint", other]) == 2
+    assert "other weights of mbt2018-mean-small" in capsys.readouterr().err
+    model = codec.load_model(checkpoint=other)
+    rfm = tmp_path / "q2-file.rfm"
+    rfm.write_bytes(codec.compress(model, codec.read_image(image)))
+    assert cli.main(["decompress", str(rfm), "-o", str(tmp_path / "y.png")]) == 0  # the shipped q2: found
+    model.net.g_s[0].weight.data.mul_(1.01)  # a fine-tuned mbt2018-mean quality 2: not shipped
+    model._fingerprints.clear()
+    rfm.write_bytes(codec.compress(model, codec.read_image(image)))
+    assert cli.main(["decompress", str(rfm), "-o", str(tmp_path / "z.png")]) == 2
+    assert "not the shipped mbt2018-mean-small q2" in capsys.readouterr().err

@@ -11,6 +11,7 @@ Image = pytest.importorskip("PIL.Image")
 from conftest import write_images  # noqa: E402
 from ransform import cli  # noqa: E402
 from ransform.training import RandomCrops, TrainConfig, image_files, train  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +33,53 @@ def config(folder, out, **kw):
 def test_crops_are_patches_with_flips(folder):
     ds = RandomCrops(image_files(folder), 64, crops_per_image=3, train=True, seed=1)
     assert len(ds) == 18
-    crops = [ds[0] for _ in range(8)]
+    crops = []
+    for epoch in range(8):
+        ds.set_epoch(epoch)
+        crops.append(ds[0])
+        assert torch.equal(ds[0], crops[-1])  # one crop per item and epoch, however often it is read
     assert all(c.shape == (3, 64, 64) and 0 <= c.min() and c.max() <= 1 for c in crops)
     assert len({c.sum().item() for c in crops}) > 1  # random positions / flips
     val = RandomCrops(image_files(folder), 64, train=False)
     assert torch.equal(val[0], val[0])
 
 
-def test_one_epoch_then_resume(folder, tmp_path):
+def crops_by_epoch(dataset, workers, epochs=5, persistent=False):
+    """(epochs, items, 3, patch, patch): every epoch's crops in item order, read through a
+    DataLoader with that many worker processes, as training reads them."""
+    loader = DataLoader(dataset, batch_size=4, num_workers=workers, persistent_workers=persistent)
+    out = []
+    for epoch in range(epochs):
+        dataset.set_epoch(epoch)
+        out.append(torch.cat(list(loader)))
+    return torch.stack(out)
+
+
+def distinct(crops) -> int:
+    return len({c.numpy().tobytes() for c in crops.flatten(0, 1)})
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_crops_differ_across_epochs_and_items_whatever_the_workers(folder, persistent):
+    # 6 images x 2 crops x 5 epochs = 60 crops, each of 49 x 65 positions x 4 flips: a few may
+    # coincide by chance. Workers that each replay one random stream (the bug this guards
+    # against) repeat every epoch's crops, and one another's: at most 12 distinct.
+    dataset = RandomCrops(image_files(folder), 32, crops_per_image=2, seed=3)
+    alone = crops_by_epoch(dataset, workers=0)
+    assert distinct(alone) >= 57
+    workers = crops_by_epoch(dataset, workers=2, persistent=persistent)
+    assert distinct(workers) >= 57
+    assert torch.equal(workers, alone)  # the same crops for any worker count
+    again = crops_by_epoch(RandomCrops(image_files(folder), 32, crops_per_image=2, seed=3), workers=0, epochs=1)
+    assert torch.equal(again[0], alone[0])  # reproducible from the seed
+    other = crops_by_epoch(RandomCrops(image_files(folder), 32, crops_per_image=2, seed=4), workers=0, epochs=1)
+    assert distinct(torch.cat([other, alone[:1]])) >= 22  # another seed, other crops
+
+
+def test_one_epoch_then_resume(folder, tmp_path, monkeypatch):
+    epochs = []  # the crops' epochs the loop asks for
+    set_epoch = RandomCrops.set_epoch
+    monkeypatch.setattr(RandomCrops, "set_epoch", lambda self, epoch: (epochs.append(epoch), set_epoch(self, epoch)))
     logs = []
     best = train(config(folder, tmp_path), log=logs.append)
     assert best.exists() and (tmp_path / "checkpoint.pth.tar").exists()
@@ -50,6 +90,7 @@ def test_one_epoch_then_resume(folder, tmp_path):
     assert any("resumed" in line and "epoch 1" in line for line in logs)
     state = torch.load(tmp_path / "checkpoint.pth.tar", weights_only=True)
     assert state["epoch"] == 1
+    assert epochs == [0, 1]  # a resumed run draws the crops an uninterrupted one would
     # The checkpoint loads into a model and codes.
     from ransform import models
     net = models.from_state_dict("bmshj2018-factorized", state).eval()

@@ -1,4 +1,5 @@
-// coder.cpp: bindings of encode / decode, the incremental Encoder / Decoder and ideal_bits.
+// coder.cpp: bindings of encode / decode, the incremental Encoder / Decoder, the header's
+// symbol count and ideal_bits.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -171,6 +172,13 @@ void bind_coder(py::module_& m) {
           return out;
         },
         py::arg("data"), py::arg("indexes"), py::arg("table"), py::arg("threads") = 1);
+
+  m.def("stream_symbols",
+        [](const py::buffer& data) {
+          py::buffer_info info = stream_buffer(data);
+          return read_header(static_cast<const uint8_t*>(info.ptr), static_cast<size_t>(info.size)).symbols;
+        },
+        py::arg("data"));
 
   m.def("ideal_bits",
         [](const py::handle& sym_obj, const py::handle& idx_obj, std::shared_ptr<Table> table) {

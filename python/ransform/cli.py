@@ -3,6 +3,8 @@ prints sizes, rate overhead and speed; later commands (compress, eval, train...)
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 import time
 
@@ -60,17 +62,89 @@ def bench(args) -> int:
     return 0
 
 
+# argparse types: a bad number is refused while parsing, with the option's name, before any work.
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    return parse
+
+
+_positive_int, _non_negative_int = _int_at_least(1), _int_at_least(0)
+
+
+def _float_type(positive: bool):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value) or value < 0 or (positive and value == 0):
+            raise argparse.ArgumentTypeError(f"must be a finite number {'above' if positive else 'at least'} 0, "
+                                             f"got {text}")
+        return value
+    return parse
+
+
+_positive_float, _non_negative_float = _float_type(True), _float_type(False)
+
+
+def _qualities(text: str) -> list[int]:
+    """"1,2,3" -> [1, 2, 3]."""
+    return [_positive_int(part) for part in text.split(",")]
+
+
 def _sizes(text: str) -> dict:
     """"64,96" -> {"N": 64, "M": 96} (one number for single-size models like cheng2020)."""
-    values = [int(v) for v in text.split(",")]
+    values = [_positive_int(part) for part in text.split(",")]
+    if len(values) > 2:
+        raise argparse.ArgumentTypeError(f"expected N or N,M, got {text!r}")
     return dict(zip(("N", "M"), values))
+
+
+def _check_device(name: str) -> None:
+    """Refuses a device this machine lacks before any data is loaded (torch would fail only at
+    the first tensor moved there, with an AssertionError)."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name}: not a device; give cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch is built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise ValueError(f"--device {name}: {why}; train with --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type != "cpu":
+        raise ValueError(f"--device {name}: training runs on cpu or cuda")
+
+
+def _check_train_args(args) -> None:
+    """What would otherwise fail only after the images are loaded, or deep inside torch."""
+    from ransform import models
+    from ransform.files import check_writable
+
+    models.sizes(args.model, args.quality)  # an unknown model, or a quality it does not have
+    factor = models.MODELS[args.model].downsampling_factor
+    if args.patch % factor:
+        raise ValueError(f"--patch {args.patch}: {args.model} takes crops whose side is a multiple of {factor} px")
+    _check_device(args.device)
+    check_writable(os.path.join(args.out, "checkpoint.pth.tar"))  # not a file, not read-only
 
 
 def train(args) -> int:
     from ransform.training import TrainConfig, train as run_training
 
+    _check_train_args(args)
     cfg = TrainConfig(model=args.model, quality=args.quality, data=args.data, out=args.out, metric=args.metric,
-                      lmbda=args.lmbda, sizes=_sizes(args.channels) if args.channels else {}, epochs=args.epochs,
+                      lmbda=args.lmbda, sizes=args.channels or {}, epochs=args.epochs,
                       batch_size=args.batch_size, patch=args.patch, crops_per_image=args.crops_per_image,
                       lr=args.lr, aux_lr=args.aux_lr, clip=args.clip, patience=args.patience, device=args.device,
                       threads=args.threads, seed=args.seed, workers=args.workers, init=args.init,
@@ -82,58 +156,58 @@ def train(args) -> int:
 
 def _model_args(p, checkpoint_help: str) -> None:
     p.add_argument("--model", help="registry name (shipped weights with --quality, or the kind of a CompressAI checkpoint)")
-    p.add_argument("--quality", type=int, help="quality of the shipped weights")
+    p.add_argument("--quality", type=_positive_int, help="quality of the shipped weights")
     p.add_argument("--checkpoint", help=checkpoint_help)
 
 
-def _psnr(a, b) -> float:
-    import math
-
-    import torch
-    mse = torch.mean((a.float() - b.float()) ** 2).item()
-    return math.inf if mse == 0 else 10 * math.log10(255 ** 2 / mse)
+def _notes(notes) -> None:
+    """What a file could not keep: one line each on stderr, never silently."""
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def compress_cmd(args) -> int:
-    from ransform import codec
+    from ransform import codec, imagefile
 
     output_path(args.output or str(args.image) + ".rfm", args.force, [args.image])  # before the work
     t0 = time.perf_counter()
     model = codec.load_model(args.model, args.quality, args.checkpoint)
-    x = codec.read_image(args.image)
+    picture = imagefile.read(args.image)
+    _notes(picture.notes)
     t1 = time.perf_counter()
-    data = codec.compress(model, x, portable=False if args.float else None)
+    data = codec.compress(model, picture, portable=False if args.float else None)
     t2 = time.perf_counter()
     out = output_path(args.output or str(args.image) + ".rfm", args.force, [args.image])
     write_atomic(out, data)
-    h, w = x.shape[-2:]
+    h, w = picture.pixels.shape[-2:]
     mode = "float entropy parameters" if args.float or not model.net.is_portable else "portable"
     line = (f"{out}: {len(data)} bytes, {8 * len(data) / (h * w):.4f} bpp, {mode}, encode {t2 - t1:.2f} s "
             f"(model load {t1 - t0:.2f} s)")
     if not args.no_psnr:
-        x_hat = codec.decompress(model, data)
-        line += f", PSNR {_psnr(codec.to_uint8(x_hat), codec.to_uint8(x)):.2f} dB"
+        line += f", PSNR {imagefile.psnr(picture, codec.decompress_picture(model, data)):.2f} dB"
     print(line)
     return 0
 
 
 def decompress_cmd(args) -> int:
-    from ransform import codec
+    from ransform import codec, imagefile
 
     out = output_path(args.output or str(args.file).removesuffix(".rfm") + ".png", args.force,
                       [args.file, args.original])
     with open(args.file, "rb") as f:
         data = f.read()
+    original = imagefile.read(args.original) if args.original else None  # a bad one fails before writing
     t0 = time.perf_counter()
     model = codec.model_for(data, args.checkpoint)
     t1 = time.perf_counter()
-    x_hat = codec.decompress(model, data)
+    picture = codec.decompress_picture(model, data)
     t2 = time.perf_counter()
-    codec.write_image(x_hat, out)
-    h, w = x_hat.shape[-2:]
+    psnr = imagefile.psnr(original, picture) if original is not None else None
+    _notes(imagefile.write(picture, out))
+    h, w = picture.pixels.shape[-2:]
     line = f"{out}: {w}x{h}, {8 * len(data) / (h * w):.4f} bpp, decode {t2 - t1:.2f} s (model load {t1 - t0:.2f} s)"
-    if args.original:
-        line += f", PSNR {_psnr(codec.to_uint8(x_hat), codec.to_uint8(codec.read_image(args.original))):.2f} dB"
+    if psnr is not None:
+        line += f", PSNR {psnr:.2f} dB"
     print(line)
     return 0
 
@@ -161,7 +235,7 @@ def eval_cmd(args) -> int:
     if args.output:
         output_path(args.output, args.force)  # before an evaluation that may take minutes
     files = image_files(args.directory)
-    qualities = [int(q) for q in args.quality.split(",")] if args.quality else []
+    qualities = args.quality or []  # parsed by _qualities
     checkpoints = args.checkpoint.split(",") if args.checkpoint else []
     if checkpoints and qualities and len(checkpoints) != len(qualities):
         raise ValueError(f"{len(checkpoints)} checkpoints for {len(qualities)} qualities")
@@ -194,8 +268,17 @@ def bench_codecs_cmd(args) -> int:
     from ransform import evaluation
     from ransform.training import image_files
 
-    files = image_files(args.directory)
     codecs = args.codecs.split(",") if args.codecs else evaluation.available_codecs()
+    unknown = [c for c in codecs if c not in evaluation.CODEC_QUALITIES]
+    if unknown:
+        raise ValueError(f"unknown codec {unknown[0]!r}; known: {', '.join(evaluation.CODEC_QUALITIES)}")
+    have = evaluation.available_codecs()
+    if any(c not in have for c in codecs):
+        raise ValueError(f"this Pillow cannot write {', '.join(c for c in codecs if c not in have)} "
+                         f"(it has {', '.join(have)})")
+    if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
+        raise ValueError(f"-o {args.output_dir} is not a folder (one JSON per codec is written there)")
+    files = image_files(args.directory)
     os.makedirs(args.output_dir, exist_ok=True)
     for name in codecs:
         output_path(os.path.join(args.output_dir, f"{name}.json"), args.force)
@@ -217,6 +300,9 @@ def plot_cmd(args) -> int:
     output_path(args.output, args.force, args.results)
     results = [rdplot.load_results(p) for p in args.results]
     metric = "psnr-rgb" if args.metric == "psnr" else "ms-ssim-rgb"
+    for path, r in zip(args.results, results):
+        if metric not in r["results"]:
+            raise ValueError(f"{path}: no {metric!r} results to plot (--metric {args.metric})")
     rdplot.plot(results, args.output, metric, args.title)
     print(f"wrote {args.output}")
     if len(results) > 1:
@@ -302,12 +388,12 @@ def demo(args) -> int:
                           if not any(os.path.exists(os.path.join(d, n)) for n in names))
     for n in names:
         output_path(os.path.join(output_dir, n), args.force, [image])
-    os.makedirs(output_dir, exist_ok=True)
     stem = os.path.join(output_dir, Path(image).stem)
     t0 = time.perf_counter()
     model = codec.load_model(name, quality, args.checkpoint)
     x = codec.read_image(image)
     t1 = time.perf_counter()
+    os.makedirs(output_dir, exist_ok=True)  # once the model and image are good: no empty folder left
     data, x_hat, t_enc, t_dec = evaluation.round_trip(model, x)
     write_atomic(stem + ".rfm", data)
     codec.write_image(x_hat, stem + "-decoded.png")
@@ -341,8 +427,44 @@ def demo(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, like every other error (the usage is one --help away)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _report(command: str, exc: Exception) -> int:
+    """One line on stderr for what stopped a command, and the exit status: 2 for bad input or a
+    file system that said no, 1 for anything else (a bug: RANSFORM_DEBUG=1 shows where)."""
+    import pickle
+
+    if isinstance(exc, BrokenPipeError):
+        # The reader of stdout left (`ransform bench | head -1`). Point stdout at /dev/null, or
+        # the interpreter's last flush at exit fails again and prints a traceback.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # no real stdout (tests)
+            pass
+        message = "error: output closed before the command finished (broken pipe)"
+    elif isinstance(exc, ImportError):  # the coder alone installs without torch
+        message = f"needs {exc.name or 'a missing package'}: pip install 'ransform[torch]'"
+    elif isinstance(exc, OSError):  # not found, a directory, permission denied, disk full...: name the file
+        message = f"error: {exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else f"error: {exc}"
+    elif isinstance(exc, (ValueError, pickle.UnpicklingError)):  # bad input; ransform's own errors are ValueErrors
+        message = f"error: {exc}"
+    elif isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":  # torch's is a RuntimeError
+        message = f"error: out of memory ({str(exc) or 'MemoryError'}); try a smaller image or batch"
+    else:
+        print(f"ransform {command}: internal error: {type(exc).__name__}: {' '.join(str(exc).split())} (a bug in "
+              "ransform: rerun with RANSFORM_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
+        return 1
+    print(f"ransform {command}: {' '.join(message.split())}", file=sys.stderr)  # one line, always
+    return 2
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="ransform", description=ransform.__doc__.splitlines()[0])
+    parser = _Parser(prog="ransform", description=ransform.__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"ransform {ransform.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("demo", help="compress the bundled photo with the shipped model, write the results, compare "
@@ -355,7 +477,7 @@ def main(argv=None) -> int:
     p.set_defaults(run=demo)
 
     p = sub.add_parser("bench", help="the coder alone: generated hyperprior latents, size, overhead and speed")
-    p.add_argument("--threads", type=int, default=1, help="coding threads (0 = one per core; default 1)")
+    p.add_argument("--threads", type=_non_negative_int, default=1, help="coding threads (0 = one per core; default 1)")
     p.set_defaults(run=bench)
 
     p = sub.add_parser("compress", help="compress an image into an .rfm file",
@@ -384,7 +506,7 @@ def main(argv=None) -> int:
                        "bytes), PSNR and MS-SSIM on 8-bit RGB, and times, averaged per quality.")
     p.add_argument("directory", help="folder of images, e.g. ../shared/data/kodak")
     p.add_argument("--model", help="registry name (shipped weights, or the kind of CompressAI checkpoints)")
-    p.add_argument("--quality", help="qualities, comma separated (e.g. 1,2,3)")
+    p.add_argument("--quality", type=_qualities, help="qualities, comma separated (e.g. 1,2,3)")
     p.add_argument("--checkpoint", help="checkpoints, comma separated, one per quality")
     p.add_argument("--name", help="curve name in the JSON (default: ransform MODEL)")
     p.add_argument("--per-image", action="store_true", help="also store every image's numbers")
@@ -432,7 +554,7 @@ def main(argv=None) -> int:
     p.add_argument("--portable", action="store_true", help="add portable (integer) entropy parameters, so files "
                    "decode on every machine (docs/guide/portable.md)")
     p.add_argument("--calibration", help="folder of images to calibrate --portable on (default: the bundled photo)")
-    p.add_argument("--calibration-images", type=int, default=8, help="how many of its images (default 8)")
+    p.add_argument("--calibration-images", type=_positive_int, default=8, help="how many of its images (default 8)")
     p.add_argument("-f", "--force", action="store_true", help="replace an existing output file")
     p.set_defaults(run=convert_cmd)
 
@@ -441,26 +563,28 @@ def main(argv=None) -> int:
                        "when it exists; writes OUT/checkpoint.pth.tar every epoch and OUT/best.pth.tar at the best "
                        "validation loss. Under torchrun it runs DistributedDataParallel (gloo on CPU, nccl on GPU).")
     p.add_argument("--model", required=True, help="registry name, e.g. mbt2018-mean")
-    p.add_argument("--quality", type=int, required=True, help="1..8: sizes and lambda of CompressAI's zoo")
+    p.add_argument("--quality", type=_positive_int, required=True, help="1..8: sizes and lambda of CompressAI's zoo")
     p.add_argument("--data", required=True, help="folder of training images (searched recursively)")
     p.add_argument("--out", required=True, help="run folder: checkpoints, resumed from when present")
     p.add_argument("--metric", default="mse", choices=["mse", "ms-ssim"])
-    p.add_argument("--lmbda", type=float, help="override the quality's lambda (CompressAI convention)")
-    p.add_argument("--channels", help="N,M smaller than the zoo's, e.g. 64,96")
-    p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--patch", type=int, default=256, help="crop side in pixels")
-    p.add_argument("--crops-per-image", type=int, default=4, help="random crops per image per epoch")
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--aux-lr", type=float, default=1e-3)
-    p.add_argument("--clip", type=float, default=1.0, help="gradient norm clip (0: off)")
-    p.add_argument("--patience", type=int, default=10, help="epochs without validation gain before the LR halves")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
-    p.add_argument("--workers", type=int, default=0, help="data loader workers")
+    p.add_argument("--lmbda", type=_positive_float, help="override the quality's lambda (CompressAI convention)")
+    p.add_argument("--channels", type=_sizes, help="N,M smaller than the zoo's, e.g. 64,96")
+    p.add_argument("--epochs", type=_positive_int, default=100)
+    p.add_argument("--batch-size", type=_positive_int, default=8)
+    p.add_argument("--patch", type=_positive_int, default=256, help="crop side in pixels (a multiple of the "
+                   "model's stride: 16 for bmshj2018-factorized, 64 for the others)")
+    p.add_argument("--crops-per-image", type=_positive_int, default=4, help="random crops per image per epoch")
+    p.add_argument("--lr", type=_positive_float, default=1e-4)
+    p.add_argument("--aux-lr", type=_positive_float, default=1e-3)
+    p.add_argument("--clip", type=_non_negative_float, default=1.0, help="gradient norm clip (0: off)")
+    p.add_argument("--patience", type=_non_negative_int, default=10,
+                   help="epochs without validation gain before the LR halves")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=_non_negative_int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--workers", type=_non_negative_int, default=0, help="data loader workers")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", help="start from this checkpoint's weights (e.g. a run of another quality)")
-    p.add_argument("--max-minutes", type=float, default=0,
+    p.add_argument("--max-minutes", type=_non_negative_float, default=0,
                    help="stop at the first epoch end after this many minutes (resume by rerunning)")
     p.add_argument("--portable", action="store_true",
                    help="fine-tune through portable (integer) entropy parameters and convert at every epoch, "
@@ -469,13 +593,16 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError) as exc:  # bad input: one clear line, no traceback
-        print(f"ransform {args.command}: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C: files are written atomically, so nothing is left half done
+        if os.environ.get("RANSFORM_DEBUG"):
+            raise
+        newline = "\n" if sys.stderr.isatty() else ""  # off the line of a progress bar or the ^C echo
+        print(f"{newline}ransform {args.command}: interrupted", file=sys.stderr)
         return 2
-    except ImportError as exc:  # the coder alone installs without torch
-        print(f"ransform {args.command}: needs {exc.name or 'a missing package'}: "
-              "pip install 'ransform[torch]'", file=sys.stderr)
-        return 2
+    except Exception as exc:
+        if os.environ.get("RANSFORM_DEBUG"):  # the traceback, for a bug report
+            raise
+        return _report(args.command, exc)
 
 
 if __name__ == "__main__":

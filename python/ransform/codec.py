@@ -7,15 +7,16 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
-from PIL import Image
 
-from ransform import models, zoo
+from ransform import imagefile, models, zoo
 from ransform._core import StreamError
-from ransform.container import CompressedImage, ContainerError, pack, unpack, weights_fingerprint
-from ransform.files import load_checkpoint, write_atomic
+from ransform.coder import SymbolCountError
+from ransform.container import (CompressedImage, ContainerError, deflate_alpha, inflate_alpha, pack, unpack,
+                                weights_fingerprint)
+from ransform.files import load_checkpoint
 from ransform.image import crop, pad, padding_for
+from ransform.imagefile import Picture
 
 
 class FloatModeError(StreamError):
@@ -61,7 +62,7 @@ def load_model(name: str | None = None, quality: int | None = None, checkpoint: 
             name, quality = name or state["model"], quality or state.get("quality", 0)
         if name is None:
             raise ValueError(f"{checkpoint} does not say which model it holds: pass --model NAME")
-        net = models.from_state_dict(name, state).eval()
+        net = models.from_state_dict(zoo.architecture(name), state).eval()
         net.update()
     else:
         if name is None or quality is None:
@@ -92,24 +93,14 @@ def calibration_images(directory=None, count: int = 8, side: int = 512) -> list[
 
 
 def read_image(path) -> torch.Tensor:
-    """(3, H, W) float32 in [0, 1] from any image file Pillow reads."""
-    try:
-        with Image.open(path) as im:
-            a = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot read image {path}: {exc}") from None
-    return torch.from_numpy(a.copy()).permute(2, 0, 1).float().div_(255)
+    """(3, H, W) float32 in [0, 1] from any image file Pillow reads (gray repeated three
+    times, 16-bit samples scaled; :func:`ransform.imagefile.read` keeps the rest)."""
+    return imagefile.read(path).pixels
 
 
 def write_image(x: torch.Tensor, path) -> None:
-    """x (3, H, W) in [0, 1] as an 8-bit image file (format from the suffix), written atomically."""
-    import io
-    from pathlib import Path
-    a = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    buffer = io.BytesIO()
-    fmt = Image.registered_extensions().get(Path(path).suffix.lower(), "PNG")
-    Image.fromarray(a).save(buffer, format=fmt)
-    write_atomic(path, buffer.getvalue())
+    """x (3, H, W) in [0, 1] as an 8-bit RGB image file (format from the suffix), written atomically."""
+    imagefile.write(Picture(x), path)
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
@@ -118,12 +109,15 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def compress(model: LoadedModel, x: torch.Tensor, portable: bool | None = None) -> bytes:
-    """x (3, H, W) in [0, 1] -> the bytes of an .rfm file.
+def compress(model: LoadedModel, x: torch.Tensor | Picture, portable: bool | None = None) -> bytes:
+    """x (3, H, W) in [0, 1], or a :class:`~ransform.imagefile.Picture` (whose gray, bit depth,
+    alpha and colour profile the file then carries) -> the bytes of an .rfm file.
 
     ``portable``: code with portable entropy parameters (files decode on every machine; the
     default whenever the model has them) or, with False, with the float networks (files
     decode reliably only where they were written). The file records which."""
+    picture = x if isinstance(x, Picture) else Picture(x)
+    x = picture.pixels
     if x.dim() != 3 or x.shape[0] != 3:
         raise ValueError(f"expected a (3, H, W) image, got shape {tuple(x.shape)}")
     portable = model.net.is_portable if portable is None else bool(portable)
@@ -131,15 +125,26 @@ def compress(model: LoadedModel, x: torch.Tensor, portable: bool | None = None) 
     with coding_mode(model.net, portable):
         c = model.net.compress(padded)
     return pack(CompressedImage(model.name, model.quality, model.fingerprint_for(portable), x.shape[1], x.shape[2],
-                                padding, tuple(c["shape"]), [strings[0] for strings in c["strings"]], portable))
+                                padding, tuple(c["shape"]), [strings[0] for strings in c["strings"]], portable,
+                                picture.gray, picture.bits,
+                                None if picture.alpha is None else deflate_alpha(picture.alpha), picture.icc))
 
 
 def model_for(data: bytes, checkpoint: str | None = None) -> LoadedModel:
-    """The model that can decode a file: the given checkpoint, or the shipped model it names."""
+    """The model that can decode a file: the given checkpoint, or the shipped weights it was
+    written with (named as shipped, or by architecture when a checkpoint of them wrote it)."""
     item = unpack(data)
     if checkpoint is not None:
         return load_model(item.model, item.quality or None, checkpoint)
-    return load_model(item.model, item.quality)
+    name = zoo.shipped_as(item.model, item.quality)
+    if name is None:
+        raise ValueError(f"the file was written by a {item.model} checkpoint (quality {item.quality}) that is not "
+                         "a shipped model: pass --checkpoint FILE")
+    model = load_model(name, item.quality)
+    if item.model != name and item.weights != model.fingerprint_for(item.portable):
+        raise ContainerError(f"the file was written by a {item.model} checkpoint that is not the shipped "
+                             f"{name} q{item.quality} (weights fingerprint {item.weights.hex()}): pass --checkpoint FILE")
+    return model
 
 
 MAX_PIXELS = 2 ** 28  # 268 M pixels (16384 x 16384): about 3 GB of float32 reconstruction
@@ -164,8 +169,15 @@ def decompress(model: LoadedModel, data: bytes, max_pixels: int | None = None) -
     """The bytes of an .rfm file -> x_hat (3, H, W) in [0, 1]. Images of more than
     ``max_pixels`` pixels (default :data:`MAX_PIXELS`, or ``RANSFORM_MAX_PIXELS``) are refused
     before anything is decoded."""
+    return decompress_picture(model, data, max_pixels).pixels
+
+
+@torch.no_grad()
+def decompress_picture(model: LoadedModel, data: bytes, max_pixels: int | None = None) -> Picture:
+    """The bytes of an .rfm file -> the decoded :class:`~ransform.imagefile.Picture`, with the
+    gray, bit depth, alpha and colour profile of the image it was compressed from."""
     item = unpack(data)
-    if item.model != model.name:
+    if zoo.architecture(item.model) != zoo.architecture(model.name):  # same weights may go by either name
         raise ContainerError(f"the file was written by model {item.model!r}, not {model.name!r}")
     if item.portable and not model.net.is_portable and model.net.portable is None:
         raise ContainerError(f"the file was written with portable entropy parameters, and this {item.model} "
@@ -182,7 +194,7 @@ def decompress(model: LoadedModel, data: bytes, max_pixels: int | None = None) -
         try:
             x_hat = model.net.decompress([[s] for s in item.streams], item.latent_shape)["x_hat"]
         except ValueError as exc:
-            if item.portable:
+            if item.portable or isinstance(exc, SymbolCountError):
                 raise
             raise FloatModeError(
                 f"decoding failed ({exc}). This file was written with floating-point entropy parameters "
@@ -191,5 +203,5 @@ def decompress(model: LoadedModel, data: bytes, max_pixels: int | None = None) -
                 "written on another machine or with another thread count (OMP_NUM_THREADS) than this "
                 "decoder's. Decode it with the settings it was written with; files written in portable "
                 "mode (the default) decode anywhere.") from exc
-    return crop(x_hat, item.padding)[0]
+    return Picture(crop(x_hat, item.padding)[0], item.gray, item.bits, inflate_alpha(item), item.icc)
 

@@ -56,6 +56,24 @@ def decode(data, indexes, table, *, threads: int = 1) -> np.ndarray:
     return _core.decode(_bytes_like(data), i, _native(table), _threads(threads)).reshape(i.shape)
 
 
+class SymbolCountError(_core.StreamError):
+    """A stream that announces another number of symbols than its latent has: a damaged or
+    forged file (never a symptom of the machine the file was written on)."""
+
+
+def stream_symbols(data) -> int:
+    """The number of symbols a stream's header announces (FORMAT.md §2), read without decoding."""
+    return _core.stream_symbols(_bytes_like(data))
+
+
+def check_symbols(data, expected: int, what: str = "the latent") -> None:
+    """Refuses a stream whose header does not announce ``expected`` symbols, before a decoder
+    allocates indexes for them (a small forged file must not cost gigabytes)."""
+    n = stream_symbols(data)
+    if n != expected:
+        raise SymbolCountError(f"stream is corrupted: it holds {n} symbols, {what} has {expected}")
+
+
 def ideal_bits(symbols, indexes, table) -> float:
     """Bits the symbols cost under the quantized table: sum of -log2 p, escapes included
     (escape symbol plus its exp-Golomb bits). A stream is this plus a few bytes of framing."""

@@ -9,11 +9,14 @@
 """
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import pickle
 import tempfile
 from pathlib import Path
+
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 class UnsafeCheckpointError(ValueError):
@@ -21,26 +24,32 @@ class UnsafeCheckpointError(ValueError):
 
 
 def load_checkpoint(path, map_location="cpu"):
-    """What ``torch.load`` returns for a checkpoint of tensors and plain containers."""
+    """What ``torch.load`` returns for a checkpoint of tensors and plain containers; a
+    gzip-compressed checkpoint (as ransform ships its weights) is read through gzip."""
     import torch
 
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path} is a directory, not a checkpoint file")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        data = path.read_bytes()
+        if data[:2] == GZIP_MAGIC:
+            data = gzip.decompress(data)
+        return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise ValueError(f"no such checkpoint: {path}") from None
     except pickle.UnpicklingError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "Weights only load failed" in reason or "Unsupported global" in str(exc):
+        if "GLOBAL" in str(exc) or "Unsupported global" in str(exc):  # an object that loads by running code
             raise UnsafeCheckpointError(
                 f"{path} is not a plain checkpoint: it holds Python objects that would run code when loaded; "
                 "ransform loads only tensors and plain containers, and did not run it") from None
-        raise ValueError(f"{path} is not a PyTorch checkpoint ({reason})") from None
-    except Exception as exc:  # torch reports a foreign or damaged file in many ways
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"cannot read checkpoint {path}: not a PyTorch checkpoint ({detail})") from None
+        raise ValueError(f"{path} is not a PyTorch checkpoint (it is not a pickle of tensors)") from None
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        reason = str(exc) or "it ends too early (an empty or truncated file)"  # an EOFError says nothing
+        raise ValueError(f"cannot read checkpoint {path}: {reason}") from None
+    except Exception as exc:  # torch reports a foreign or damaged file in many ways: KeyError, RuntimeError...
+        detail = f" ({str(exc).strip().splitlines()[0]})" if isinstance(exc, RuntimeError) and str(exc).strip() else ""
+        raise ValueError(f"cannot read checkpoint {path}: not a PyTorch checkpoint file{detail}") from None
 
 
 def output_path(path, force: bool = False, inputs=()) -> Path:
@@ -54,14 +63,31 @@ def output_path(path, force: bool = False, inputs=()) -> Path:
         raise ValueError(f"{path} is a directory; give a file name")
     if path.exists() and not force:
         raise ValueError(f"{path} exists; pass --force (-f) to replace it")
+    check_writable(path)
     return path
+
+
+def check_writable(path) -> None:
+    """Refuses, before any work, a file that cannot be created: one under a file, or in a
+    folder this user may not write into (missing folders on the way are created when writing)."""
+    path = Path(path)
+    folder = path.absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ValueError(f"cannot write {path}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write {path}: {folder} is not writable")
 
 
 def write_atomic(path, data: bytes) -> None:
     """Writes ``data`` to ``path`` all at once: the old file or the new one, never a mix."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:  # name the file asked for, not the temporary one
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

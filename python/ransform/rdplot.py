@@ -12,12 +12,25 @@ import numpy as np
 from ransform.files import write_atomic
 
 
+def _numbers(values) -> bool:
+    return isinstance(values, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
 def load_results(path) -> dict:
-    with open(path) as f:
-        data = json.load(f)
-    if not isinstance(data, dict) or "results" not in data or "bpp" not in data["results"]:
+    """A results file, checked: 'bpp' and each quality metric present are equally long lists
+    of numbers (a wrong file fails here, with its name, not inside the plotting)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a JSON results file ({exc})") from None
+    results = data.get("results") if isinstance(data, dict) else None
+    if not isinstance(results, dict) or "bpp" not in results:
         raise ValueError(f"{path}: not a results file (expected {{'name', 'results': {{'bpp', ...}}}})")
-    data.setdefault("name", str(path))
+    for key in ("bpp", "psnr-rgb", "ms-ssim-rgb"):
+        if key in results and not (_numbers(results[key]) and len(results[key]) == len(results["bpp"])):
+            raise ValueError(f"{path}: results {key!r} must be a list of numbers, one per 'bpp' entry")
+    data["name"] = str(data.get("name", path))
     return data
 
 

@@ -14,14 +14,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
-from ransform import models
+from ransform import imagefile, models
 from ransform.files import load_checkpoint, save_atomic
 from ransform.losses import RateDistortionLoss, lambda_for
 from ransform.progress import Progress
@@ -31,32 +29,36 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".we
 
 def image_files(root) -> list[Path]:
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(f"{root} is not a folder (give a folder of images)")
     if not root.is_dir():
         raise FileNotFoundError(f"no such directory: {root}")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {root}")
     return files
 
 
-def load_rgb(path) -> torch.Tensor:
-    """(3, H, W) float32 in [0, 1]."""
-    with Image.open(path) as im:
-        a = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    return torch.from_numpy(a.copy()).permute(2, 0, 1).float().div_(255)
-
-
 class RandomCrops(Dataset):
     """``crops_per_image`` random (or, for validation, centre) square crops per image, with
-    random horizontal / vertical flips when training. Images are decoded once and kept."""
+    random horizontal / vertical flips when training. Images are decoded once and kept.
+
+    The crop and flips of item ``i`` are a function of (seed, epoch, i) alone: new ones every
+    epoch (:meth:`set_epoch`), the same ones for any number of DataLoader workers."""
 
     def __init__(self, files, patch: int, crops_per_image: int = 1, train: bool = True, seed: int = 0):
-        self.images = [load_rgb(f) for f in files]
+        self.images = [imagefile.read(f).pixels for f in files]
         small = [str(f) for f, im in zip(files, self.images) if min(im.shape[-2:]) < patch]
         if small:
             raise ValueError(f"{len(small)} images are smaller than the {patch}px patch, e.g. {small[0]}")
-        self.patch, self.crops, self.train = patch, crops_per_image, train
-        self.rng = random.Random(seed)
+        self.patch, self.crops, self.train, self.seed = patch, crops_per_image, train, seed
+        # In shared memory, so that set_epoch also reaches DataLoader workers that are already
+        # running (persistent_workers=True); workers started per epoch copy it when they start.
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Crops of this epoch from now on (call it before iterating over the epoch)."""
+        self._epoch.fill_(epoch)
 
     def __len__(self) -> int:
         return len(self.images) * self.crops
@@ -64,14 +66,18 @@ class RandomCrops(Dataset):
     def __getitem__(self, i):
         im = self.images[i // self.crops]
         h, w = im.shape[-2:]
-        if self.train:
-            top, left = self.rng.randrange(h - self.patch + 1), self.rng.randrange(w - self.patch + 1)
-        else:
+        if not self.train:
             top, left = (h - self.patch) // 2, (w - self.patch) // 2
+            return im[:, top:top + self.patch, left:left + self.patch].contiguous()
+        # A generator per item, not one stream carried across calls: each DataLoader worker
+        # holds its own copy of the dataset, so one stream would replay in every worker and in
+        # every epoch. A string seed is hashed (SHA-512) into the generator's whole state.
+        rng = random.Random(f"{self.seed}:{int(self._epoch)}:{i}")
+        top, left = rng.randrange(h - self.patch + 1), rng.randrange(w - self.patch + 1)
         crop = im[:, top:top + self.patch, left:left + self.patch]
-        if self.train and self.rng.random() < 0.5:
+        if rng.random() < 0.5:
             crop = crop.flip(-1)
-        if self.train and self.rng.random() < 0.5:
+        if rng.random() < 0.5:
             crop = crop.flip(-2)
         return crop.contiguous()
 
@@ -145,7 +151,9 @@ def train(cfg: TrainConfig, log=print) -> Path:
     lmbda = cfg.lmbda if cfg.lmbda is not None else lambda_for(cfg.quality, cfg.metric)
 
     train_files, val_files = _split(image_files(cfg.data), cfg.val_fraction)
-    train_set = RandomCrops(train_files, cfg.patch, cfg.crops_per_image, train=True, seed=cfg.seed + rank)
+    # One seed on every rank: the DistributedSampler hands each rank other items, and item i's
+    # crop is then the same whatever the number of processes.
+    train_set = RandomCrops(train_files, cfg.patch, cfg.crops_per_image, train=True, seed=cfg.seed)
     val_set = RandomCrops(val_files, cfg.patch, 1, train=False)
     sampler = DistributedSampler(train_set, world, rank, seed=cfg.seed) if world > 1 else None
     loader = DataLoader(train_set, cfg.batch_size, shuffle=sampler is None, sampler=sampler, drop_last=True,
@@ -195,6 +203,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
 
     deadline = time.monotonic() + 60 * cfg.max_minutes if cfg.max_minutes > 0 else math.inf
     for epoch in range(start_epoch, cfg.epochs):
+        train_set.set_epoch(epoch)  # before iter(loader), which hands the dataset to the workers
         if sampler is not None:
             sampler.set_epoch(epoch)
         model.train()

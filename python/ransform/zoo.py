@@ -6,13 +6,10 @@ checkpoint; docs/MODELS.md records how each was trained, converted and on what.
 """
 from __future__ import annotations
 
-import gzip
-import io
 from pathlib import Path
 
-import torch
-
 from ransform import models
+from ransform.files import load_checkpoint
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
@@ -28,6 +25,22 @@ def shipped() -> list[tuple[str, int]]:
     return sorted(SHIPPED)
 
 
+def architecture(name: str) -> str:
+    """The registry architecture of a shipped name (``mbt2018-mean-small`` -> ``mbt2018-mean``);
+    any other name is its own. Files name either: the shipped name when written with
+    ``--model``, the architecture when written with the same weights as a ``--checkpoint``."""
+    return next((arch for (shipped_name, _), (arch, _) in SHIPPED.items() if shipped_name == name), name)
+
+
+def shipped_as(name: str, quality: int) -> str | None:
+    """The shipped name whose weights a file of ``name`` (shipped name or architecture) at
+    ``quality`` may have been written with, or None."""
+    for shipped_name, q in shipped():
+        if q == quality and name in (shipped_name, SHIPPED[(shipped_name, q)][0]):
+            return shipped_name
+    return None
+
+
 def load(name: str, quality: int) -> models.CompressionModel:
     """The shipped model ``name`` at ``quality``, in eval mode with its coder tables."""
     try:
@@ -36,8 +49,6 @@ def load(name: str, quality: int) -> models.CompressionModel:
         have = ", ".join(f"{n} q{q}" for n, q in shipped()) or "none yet"
         raise ValueError(f"no shipped weights for {name} quality {quality} (shipped: {have}); "
                          "pass a checkpoint instead (--checkpoint PATH)") from None
-    with gzip.open(WEIGHTS_DIR / filename, "rb") as f:
-        state = torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=True)
-    net = models.from_state_dict(arch, state).eval()
+    net = models.from_state_dict(arch, load_checkpoint(WEIGHTS_DIR / filename)).eval()
     net.update()
     return net

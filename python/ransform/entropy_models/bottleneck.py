@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ransform.coder import decode, encode
+from ransform.coder import check_symbols, decode, encode
 from ransform.entropy_models.base import EntropyModel, as_host_array
 from ransform.fused import backend
 from ransform.fused_bottleneck import bottleneck_likelihood
@@ -202,6 +202,8 @@ class EntropyBottleneck(EntropyModel):
     def decompress(self, strings: list[bytes], size) -> torch.Tensor:
         """The dequantized latent (N, C, *size) from :meth:`compress`'s streams."""
         shape = (len(strings), self.channels) + tuple(int(s) for s in size)
+        for s in strings:
+            check_symbols(s, math.prod(shape[1:]))
         indexes = self._indexes(shape)
         symbols = np.stack([decode(s, indexes[i], self.table, threads=self.threads)
                             for i, s in enumerate(strings)]) if strings else np.zeros(shape, np.int32)

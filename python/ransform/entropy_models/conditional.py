@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ransform.coder import decode, encode
+from ransform.coder import check_symbols, decode, encode
 from ransform.entropy_models.base import EntropyModel, as_host_array
 from ransform.fused import FAMILIES, backend, conditional_likelihood, scale_index, upper_tail
 from ransform.ops import lower_bound
@@ -112,6 +112,8 @@ class GaussianConditional(EntropyModel):
         """The dequantized latent, shaped like ``scales``."""
         if len(strings) != scales.shape[0]:
             raise ValueError(f"got {len(strings)} streams for a batch of {scales.shape[0]}")
+        for s in strings:
+            check_symbols(s, scales[0].numel())
         indexes = self.build_indexes(scales)
         symbols = np.stack([decode(s, indexes[i], self.table, threads=self.threads) for i, s in enumerate(strings)])
         y = torch.from_numpy(symbols).to(scales.device, scales.dtype)

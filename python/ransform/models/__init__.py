@@ -48,6 +48,7 @@ def _model_class(name: str) -> type[CompressionModel]:
 
 def sizes(name: str, quality: int) -> dict:
     """The zoo's constructor sizes for a quality, e.g. {"N": 128, "M": 192}."""
+    _model_class(name)  # an unknown name is a ValueError that lists the known ones
     table = QUALITIES[name]
     if quality not in table:
         raise ValueError(f"{name} has qualities {min(table)}..{max(table)}, got {quality}")
@@ -70,7 +71,10 @@ def from_state_dict(name: str, checkpoint, **kwargs) -> CompressionModel:
     """A model of kind ``name`` sized from a (CompressAI or ransform) checkpoint and loaded; a
     checkpoint of another architecture is refused naming the one it holds."""
     cls = _model_class(name)
-    state = convert_state_dict(checkpoint)
+    try:
+        state = convert_state_dict(checkpoint)
+    except TypeError as exc:  # a file of tensors, but a list, a tensor, ... rather than a state dict
+        raise ValueError(f"the checkpoint is not a state dict ({exc})") from None
     try:
         return cls.from_state_dict(state, **kwargs)
     except (KeyError, RuntimeError, IndexError, TypeError):
