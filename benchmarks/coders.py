@@ -373,7 +373,7 @@ def run_one(coder: Coder, w: W.Workload, repeat: int, budget: float) -> Result:
             if coder.nbytes(p) != r.nbytes:
                 good = False
                 r.notes.append("size differs between runs")
-            td, o = _timed(lambda: coder.decode(ctx, p))
+            td, o = _timed(lambda p=p: coder.decode(ctx, p))
             best_d = min(best_d, td)
             good = good and np.array_equal(np.asarray(o).reshape(expected.shape), expected)
             del p, o

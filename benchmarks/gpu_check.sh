@@ -10,7 +10,7 @@ mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 # one architecture: the build takes a minute instead of four
 ARCH=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d .)
-timeout 300 python3 -m pip install -q ".[test]" -Ccmake.define.CMAKE_CUDA_ARCHITECTURES="${ARCH}-real" \
+timeout 300 python3 -m pip install -q ".[test]" -Ccmake.define.RANSFORM_CUDA=ON -Ccmake.define.CMAKE_CUDA_ARCHITECTURES="${ARCH}-real" \
     > "$OUT/install.txt" 2>&1 || { tail -40 "$OUT/install.txt"; exit 1; }
 python3 -c "import ransform; print('backend', ransform.backend())" | tee "$OUT/backend.txt"
 timeout 240 python3 -m pytest -q -rs tests/test_fused.py tests/test_fused_bottleneck.py tests/test_table_builders.py \

@@ -1,7 +1,7 @@
 """Forward + backward of the likelihoods: PyTorch eager, torch.compile of the same math, and
 ransform's fused kernels, with effective memory bandwidth. Two sections: the conditional
-(GaussianConditional, ransform.fused) and the EntropyBottleneck (ransform.fused_bottleneck,
-its channels the shape's second dimension).
+(GaussianConditional, ransform.kernels.conditional_likelihood) and the EntropyBottleneck
+(ransform.kernels.bottleneck_likelihood, its channels the shape's second dimension).
 
     python benchmarks/likelihood.py                       # on the GPU when there is one
     python benchmarks/likelihood.py --device cpu --shape 4,192,32,32
@@ -21,10 +21,9 @@ import math
 import time
 
 import torch
-
-from ransform import fused
+from ransform import kernels
 from ransform.entropy_models import EntropyBottleneck, GaussianConditional
-from ransform.fused_bottleneck import bottleneck_likelihood
+from ransform.kernels import bottleneck_likelihood
 
 BYTES_PER_ELEMENT = 16 + 28
 BOTTLENECK_BYTES_PER_ELEMENT = 8 + 12
@@ -96,7 +95,7 @@ def conditional_section(shape, device, repeat, compile_, ref):
     variants = {"pytorch eager": eager_fn()}
     if compile_:
         variants["torch.compile"] = torch.compile(eager_fn())
-    variants["ransform fused"] = lambda v, s, m: fused.conditional_likelihood(v, s, m)
+    variants["ransform fused"] = lambda v, s, m: kernels.conditional_likelihood(v, s, m)
     print("GaussianConditional:")
     run_variants(variants, (values, scales, means), device, repeat, BYTES_PER_ELEMENT, ref)
 
@@ -131,14 +130,14 @@ def main():
     shape = tuple(int(v) for v in args.shape.split(","))
     n = math.prod(shape)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"{name}; shape {shape} ({n / 1e6:.1f} M elements); ransform backend for CUDA tensors: {fused.backend()}")
+    print(f"{name}; shape {shape} ({n / 1e6:.1f} M elements); ransform backend for CUDA tensors: {kernels.backend()}")
     ref = copy_bandwidth(n, device, args.repeat)
     print(f"copy bandwidth (reference): {ref:.0f} GB/s")
     if args.section in ("all", "conditional"):
         conditional_section(shape, device, args.repeat, not args.no_compile, ref)
     if args.section in ("all", "bottleneck"):
         bottleneck_section(shape, device, args.repeat, not args.no_compile, ref)
-    note = "" if device.type == "cuda" and fused.backend() == "cuda" else \
+    note = "" if device.type == "cuda" and kernels.backend() == "cuda" else \
         " (the fused rows ran the PyTorch reference path: no CUDA kernels here)"
     print("forward+backward, best of", args.repeat, note)
 

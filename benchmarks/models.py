@@ -44,9 +44,9 @@ class CoderClock:
     @contextlib.contextmanager
     def installed(self):
         import ransform.entropy_models.bottleneck as eb
-        from ransform import coder
         import ransform.entropy_models.conditional as gc
         import ransform.models.autoregressive as ar
+        from ransform import coder
         from ransform.tables import ScaleTable
         patches = [(eb, "encode"), (eb, "decode"), (gc, "encode"), (gc, "decode"), (ar, "encode"),
                    (ScaleTable, "index"), (coder.Decoder, "decode")]

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
-
 from ransform import codec, zoo
 from ransform.entropy_models import conditional
+from ransform.evaluation import quality_metrics
 from ransform.portable import set_backend
 
 
@@ -83,11 +82,6 @@ def failures(model, data, reference):
     return out
 
 
-def psnr_db(a8, b8):
-    mse = torch.mean((a8.double() - b8.double()) ** 2).item()
-    return 10 * math.log10(255 ** 2 / mse)
-
-
 def cell(count, n):
     total = count["raised"] + count["wrong"]
     return f"{total}/{n}" + (f" ({count['wrong']} silently wrong)" if count["wrong"] else "")
@@ -127,7 +121,7 @@ def main():
                 data = codec.compress(model, x, portable=mode == "portable")
                 size[mode] += len(data)
                 reference = decode_symbols(model, data, [])
-                psnr[mode] += psnr_db(codec.to_uint8(x), codec.to_uint8(codec.decompress(model, data)))
+                psnr[mode] += quality_metrics(codec.to_uint8(x), codec.to_uint8(codec.decompress(model, data)))["psnr-rgb"]
                 for s, failure in failures(model, data, reference).items():
                     if failure:
                         counts[mode][s][failure] += 1

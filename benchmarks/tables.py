@@ -11,10 +11,9 @@ import time
 
 import numpy as np
 import torch
-
-from ransform import fused
+from ransform import kernels
 from ransform.entropy_models import GaussianMixtureConditional
-from ransform.mixture import mixture_rows
+from ransform.kernels import mixture_rows
 from ransform.tables import build_scale_rows
 
 
@@ -31,7 +30,7 @@ def best_of(fn, repeat):
 
 def scale_tables(repeat, gpu):
     print("scale tables (160 default scales, precision 16): build time")
-    for family in ("gaussian", "laplace", "logistic"):
+    for family in kernels.FAMILIES:
         t_cpu, cpu = best_of(lambda: build_scale_rows(family=family), repeat)
         line = f"  {family:9s} cpu {t_cpu * 1e3:8.1f} ms"
         if gpu:
@@ -83,8 +82,8 @@ def main():
     parser.add_argument("--components", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    gpu = fused.backend() == "cuda"
-    print(f"backend: {fused.backend()}" + (f" ({torch.cuda.get_device_name()})" if gpu else ""))
+    gpu = kernels.backend() == "cuda"
+    print(f"backend: {kernels.backend()}" + (f" ({torch.cuda.get_device_name()})" if gpu else ""))
     scale_tables(args.repeat, gpu)
     mixtures(args.elements, args.components, args.repeat, gpu)
     mixture_model(args.components, (192, 32, 48), 1)

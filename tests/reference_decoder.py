@@ -717,7 +717,7 @@ def threshold_bits(family: str, scales: list, j: int, precision: int, tail_mass:
     for r in (j, j + 1):
         if r not in rows:
             rows[r] = scale_row(family, scales[r], precision, tail_mass)
-    (off_a, f_a), (off_b, f_b) = rows[j], rows[j + 1]
+    (_, f_a), (_, f_b) = rows[j], rows[j + 1]  # the rows' frequencies; their offsets do not matter here
     c = crossing(family, float(scales[j]), float(scales[j + 1]), code_lengths(f_a, precision),
                  code_lengths(f_b, precision))
     step = 1 << grid_shift(scales)

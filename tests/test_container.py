@@ -5,11 +5,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("PIL")
 import numpy as np  # noqa: E402
-
 import ransform  # noqa: E402
 from ransform import cli, codec, models  # noqa: E402
-from ransform.container import (CompressedImage, ContainerError, deflate_alpha, inflate_alpha,  # noqa: E402
-                                pack, unpack)
+from ransform.container import CompressedImage, ContainerError, deflate_alpha, inflate_alpha, pack, unpack  # noqa: E402
 from ransform.image import pad  # noqa: E402
 
 
@@ -149,10 +147,10 @@ def header_end():
 
 
 @pytest.mark.parametrize("spelling,message", [
-    (bytes([0xC6, 0x00]), "height is not a minimal varint"),          # 70 padded to two bytes
-    (bytes([0xC6, 0x80, 0x00]), "height is not a minimal varint"),
-    (bytes([0x80] * 10 + [0x01]), "height is a varint of more than 10 bytes"),
-    (bytes([0x80] * 9 + [0x02]), "height does not fit in 64 bits"),
+    (bytes([0xC6, 0x00]), "height: not a minimal varint"),          # 70 padded to two bytes
+    (bytes([0xC6, 0x80, 0x00]), "height: not a minimal varint"),
+    (bytes([0x80] * 10 + [0x01]), "height: a varint of more than 10 bytes"),
+    (bytes([0x80] * 9 + [0x02]), "height: a varint that does not fit in 64 bits"),
 ])
 def test_varints_must_be_minimal_and_at_most_10_bytes(spelling, message):
     data = pack(item())
@@ -232,6 +230,7 @@ def _with_sizes(data, height, width, latent, factor=64):
     """The file with another image size (padding to match) and latent shape, CRC fixed."""
     import struct
     import zlib
+
     from ransform.image import padding_for
     item = unpack(data)
     item.height, item.width = height, width

@@ -14,12 +14,11 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("PIL")
 pytestmark = pytest.mark.filterwarnings("ignore:TF32 acceleration")
 
+from conftest import KODAK_IMAGES  # noqa: E402
 from ransform import codec, zoo  # noqa: E402
 from ransform.container import unpack  # noqa: E402
 from ransform.portable import set_backend  # noqa: E402
 from ransform.portable.ops import native_kernels  # noqa: E402
-
-from conftest import KODAK_IMAGES  # noqa: E402
 
 QUALITIES = [q for name, q in zoo.shipped() if name == "mbt2018-mean-small"]
 

@@ -8,8 +8,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from ransform.entropy_models import (EntropyBottleneck, GaussianConditional, LaplaceConditional,  # noqa: E402
-                                     LogisticConditional, quantize)
+from ransform.entropy_models import (  # noqa: E402
+    EntropyBottleneck,
+    GaussianConditional,
+    LaplaceConditional,
+    LogisticConditional,
+    quantize,
+)
 
 CONDITIONALS = [GaussianConditional, LaplaceConditional, LogisticConditional]
 

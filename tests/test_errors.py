@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import ransform
-from conftest import (BASE_STREAMS_SNIPPET, CHILD_PRELUDE, GUARD_PAGE_SNIPPET, HAVE_TORCH, INT32_MAX, INT32_MIN,
-                      needs_torch, run_child_json)
+from conftest import (
+    BASE_STREAMS_SNIPPET,
+    CHILD_PRELUDE,
+    GUARD_PAGE_SNIPPET,
+    HAVE_TORCH,
+    INT32_MAX,
+    INT32_MIN,
+    needs_torch,
+    run_child_json,
+)
 
 if HAVE_TORCH:
     import torch

@@ -41,6 +41,26 @@ def test_bd_rate_and_psnr_of_a_shifted_curve():
         rdplot.bd_rate(anchor, curve("one", [0.3], [30]))
 
 
+@pytest.mark.parametrize("method", ["pchip", "akima", "cubic"])
+def test_every_bd_method_measures_a_pure_shift_exactly(method):
+    anchor = curve("a", [0.25, 0.5, 1, 2], [28, 31, 34, 36.5])
+    shifted = curve("b", [0.2, 0.4, 0.8, 1.6], [28.5, 31.5, 34.5, 37])  # 20 % fewer bits and +0.5 dB
+    assert rdplot.bd_quality(anchor, curve("c", [0.25, 0.5, 1, 2], [29, 32, 35, 37.5]), method=method) \
+        == pytest.approx(1.0)
+    assert rdplot.bd_rate(anchor, curve("d", [0.2, 0.4, 0.8, 1.6], [28, 31, 34, 36.5]), method=method) \
+        == pytest.approx(-20)
+    assert rdplot.bd_rate(anchor, shifted, method=method) < -20  # and better quality on top
+
+
+def test_three_point_curves_need_pchip_and_unknown_methods_are_named():
+    anchor, test = curve("a", [0.2, 0.3, 0.4], [30, 31, 32]), curve("b", [0.2, 0.3, 0.4], [30.5, 31.5, 32.5])
+    assert rdplot.bd_quality(anchor, test) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="cubic BD fits 4 points"):
+        rdplot.bd_rate(anchor, test, method="cubic")
+    with pytest.raises(ValueError, match="unknown BD method 'spline'"):
+        rdplot.bd_rate(anchor, test, method="spline")
+
+
 def test_eval_writes_compressai_schema(folder, checkpoint, tmp_path, capsys):
     out = tmp_path / "r.json"
     assert cli.main(["eval", str(folder), "--checkpoint", str(checkpoint), "--per-image", "-o", str(out),

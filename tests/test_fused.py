@@ -1,19 +1,24 @@
-"""Fused likelihoods (ransform.fused): the explicit backward is the derivative (gradcheck),
-the bound rules equal the PyTorch path's, the CUDA module builds wherever nvcc is, and on a
-GPU the kernels agree with the reference (skipped without one)."""
+"""Fused likelihoods (ransform.kernels): the explicit backward is the derivative (gradcheck),
+the bound rules equal the PyTorch path's, the CUDA module builds wherever nvcc is, the scale ->
+row map and its per-table cache, the families' single definition, and on a GPU the kernels
+agree with the reference (skipped without one)."""
+import gc
 import math
 import shutil
+import weakref
 
+import numpy as np
 import pytest
+from conftest import FAMILIES
 
 torch = pytest.importorskip("torch")
 
-from ransform import fused  # noqa: E402
+from ransform import _core, kernels  # noqa: E402
 from ransform.entropy_models import GaussianConditional, LaplaceConditional, LogisticConditional  # noqa: E402
+from ransform.kernels.backend import cuda_kernels  # noqa: E402
 
-FAMILIES = ["gaussian", "laplace", "logistic"]
 MODELS = {"gaussian": GaussianConditional, "laplace": LaplaceConditional, "logistic": LogisticConditional}
-needs_gpu = pytest.mark.skipif(fused.backend() != "cuda", reason="no CUDA GPU (or ransform._cuda not built)")
+needs_gpu = pytest.mark.skipif(kernels.backend() != "cuda", reason="no CUDA GPU (or ransform._cuda not built)")
 
 
 def inputs(n=64, seed=0, dtype=torch.float64, device="cpu"):
@@ -25,18 +30,21 @@ def inputs(n=64, seed=0, dtype=torch.float64, device="cpu"):
 
 
 def test_cuda_module_builds_where_nvcc_is():
+    from ransform import _build_config
     if shutil.which("nvcc") is None:
         pytest.skip("no nvcc on this machine")
-    assert fused.cuda_module_built()
-    assert fused._cuda.device_count() >= 0
+    if _build_config.CUDA_OPTION == "OFF":
+        pytest.skip("built with RANSFORM_CUDA=OFF (pip's default): the CUDA module was not asked for")
+    assert kernels.cuda_module_built()
+    assert cuda_kernels.device_count() >= 0
 
 
 def test_backend_names_the_path():
     import ransform
 
-    assert ransform.backend() == fused.backend() in ("cuda", "pytorch")
+    assert ransform.backend() == kernels.backend() in ("cuda", "pytorch")
     if not torch.cuda.is_available():
-        assert fused.backend() == "pytorch"
+        assert kernels.backend() == "pytorch"
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -45,7 +53,7 @@ def test_gradcheck(family, with_means):
     v, s, m = inputs()
     s = s.clamp_min(0.2)  # bounds inactive: the true derivative is what is checked here
     args = [t.requires_grad_(True) for t in (v, s, m)]
-    fn = lambda v, s, m: fused.conditional_likelihood(v, s, m if with_means else None, family, 0.11, 0)  # noqa: E731
+    fn = lambda v, s, m: kernels.conditional_likelihood(v, s, m if with_means else None, family, 0.11, 0)  # noqa: E731
     assert torch.autograd.gradcheck(fn, args, eps=1e-6, atol=1e-7, rtol=1e-4)
 
 
@@ -59,7 +67,7 @@ def test_forward_and_bound_rules_equal_the_entropy_model(family):
     for path in ("fused", "model"):
         a = [t.clone().requires_grad_(True) for t in (v, s, m)]
         if path == "fused":
-            lik = fused.conditional_likelihood(*a, family=family)
+            lik = kernels.conditional_likelihood(*a, family=family)
         else:
             gc = MODELS[family]()
             lik = gc.bound_likelihood(gc.likelihood(*a))
@@ -72,9 +80,9 @@ def test_forward_and_bound_rules_equal_the_entropy_model(family):
 def test_errors():
     v, s, m = inputs(8)
     with pytest.raises(ValueError, match="family"):
-        fused.conditional_likelihood(v, s, m, family="cauchy")
+        kernels.conditional_likelihood(v, s, m, family="cauchy")
     with pytest.raises(ValueError, match="same shape"):
-        fused.conditional_likelihood(v, s[:4], m)
+        kernels.conditional_likelihood(v, s[:4], m)
 
 
 @needs_gpu
@@ -90,7 +98,7 @@ def test_cuda_matches_reference(family, dtype):
         # The reference sees the same rounded inputs, computed in float32 like the kernels.
         a = [t.to(dtype).to(device, torch.float32 if device == "cpu" else dtype).requires_grad_(True)
              for t in (v, s, m)]
-        lik = fused.conditional_likelihood(*a, family=family)
+        lik = kernels.conditional_likelihood(*a, family=family)
         ((-torch.log2(lik.float())).sum() + (lik.float() * weights.to(device)).sum()).backward()
         results.append([lik.detach().float().cpu()] + [t.grad.float().cpu() for t in a])
     for got, want in zip(results[1], results[0]):
@@ -98,25 +106,61 @@ def test_cuda_matches_reference(family, dtype):
 
 
 def test_scale_index_cpu_path_equals_the_table():
-    import numpy as np
-
     import ransform
 
     table = ransform.GaussianTable()
     scales = torch.cat([torch.from_numpy(table.thresholds), torch.exp(torch.empty(1000).uniform_(-4, 7)),
                         torch.tensor([0.0, 1e-30, 3e38])])
-    rows = fused.scale_index(table, scales)
+    rows = kernels.scale_index(table, scales)
     assert rows.dtype == torch.int32
     assert np.array_equal(rows.numpy(), table.index(scales.numpy()))
     with pytest.raises(ValueError):
-        fused.scale_index(table, torch.tensor([1.0, float("nan")]))
+        kernels.scale_index(table, torch.tensor([1.0, float("nan")]))
+
+
+def test_threshold_cache_serves_each_table_its_own_thresholds(monkeypatch):
+    """The GPU scale -> row map uploads a table's thresholds once per device. Keyed by id(), a
+    table allocated where a freed one lived was served the freed table's thresholds (wrong
+    rows). Made deterministic: every id() collides here, and each table still gets its own."""
+    import ransform
+
+    cache = kernels.rows
+    monkeypatch.setattr(cache, "id", lambda obj: 0, raising=False)
+    small = ransform.ScaleTable([0.5, 1.0, 2.0])
+    large = ransform.ScaleTable(np.geomspace(0.2, 50, 9).astype(np.float32), family="laplace")
+    for table in (small, large, small):
+        assert np.array_equal(cache.device_thresholds(table, "cpu").numpy(), table.thresholds)
+    assert cache.device_thresholds(small, "cpu") is cache.device_thresholds(small, "cpu")  # uploaded once
+
+    # The cache holds its tables weakly: a freed table leaves nothing a later one could hit.
+    freed = weakref.ref(small)
+    del table, small
+    gc.collect()
+    assert freed() is None
+
+
+def test_families_are_defined_once_in_the_core():
+    """csrc/core/families.hpp names the families and their codes; Python reads them from
+    _core, the CUDA kernels include the header, and the reference math covers each one."""
+    import ransform
+
+    assert kernels.FAMILIES == _core.families()
+    assert set(kernels.FAMILIES) == {"gaussian", "laplace", "logistic"}
+    t = torch.linspace(-3, 3, 7, dtype=torch.float64)
+    for name in kernels.FAMILIES:
+        assert torch.allclose(kernels.upper_tail(name, t) + kernels.upper_tail(name, -t), torch.ones_like(t))
+        assert (kernels.density(name, t) > 0).all()
+    with pytest.raises(ValueError, match="'gaussian', 'laplace' or 'logistic', got 'cauchy'"):
+        ransform.ScaleTable([1.0], family="cauchy")
+    if cuda_kernels is not None:  # the kernels check the code before any launch
+        unknown = max(kernels.FAMILIES.values()) + 1
+        with pytest.raises(ValueError, match=f"family code {unknown}"):
+            cuda_kernels.conditional_likelihood_forward(0, 0, 0, 0, unknown, 0.11, 1e-9, 0, 0, 0)
 
 
 @needs_gpu
 @pytest.mark.parametrize("family", FAMILIES)
 def test_gpu_rows_are_the_cpus(family):
-    import numpy as np
-
     import ransform
 
     table = ransform.ScaleTable(family=family)
@@ -124,23 +168,23 @@ def test_gpu_rows_are_the_cpus(family):
     on_boundaries = torch.cat([t, torch.nextafter(t, torch.zeros_like(t)), torch.nextafter(t, t * 2)])
     g = torch.Generator().manual_seed(0)
     scales = torch.cat([on_boundaries, torch.exp(torch.empty(10_000_000).uniform_(-5, 7, generator=g))])
-    gpu = fused.scale_index(table, scales.cuda()).cpu().numpy()
+    gpu = kernels.scale_index(table, scales.cuda()).cpu().numpy()
     assert np.array_equal(gpu, table.index(scales.numpy()))
     with pytest.raises(ValueError):
-        fused.scale_index(table, torch.tensor([1.0, -1.0]).cuda())
+        kernels.scale_index(table, torch.tensor([1.0, -1.0]).cuda())
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_bits_are_minus_log2_of_the_bounded_likelihood(family):
     v, s, m = inputs(300, seed=4, dtype=torch.float32)
     v[:30] += 80  # the likelihood bound caps these at -log2(1e-9) bits
-    bits = fused.conditional_bits(v, s, m, family)
-    lik = fused.conditional_likelihood(v, s, m, family)
+    bits = kernels.conditional_bits(v, s, m, family)
+    lik = kernels.conditional_likelihood(v, s, m, family)
     assert torch.allclose(bits, -torch.log2(lik))
     cap = -math.log2(1e-9)
     assert bits.max() <= cap + 1e-4
     if family == "gaussian":  # 80 away is far past the bound for the light tail
         assert torch.allclose(bits[:30], torch.full((30,), cap))
-    if fused.backend() == "cuda":
-        gpu = fused.conditional_bits(v.cuda(), s.cuda(), m.cuda(), family).cpu()
+    if kernels.backend() == "cuda":
+        gpu = kernels.conditional_bits(v.cuda(), s.cuda(), m.cuda(), family).cpu()
         assert torch.allclose(gpu, bits, rtol=1e-4, atol=1e-4)

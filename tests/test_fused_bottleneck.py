@@ -1,4 +1,4 @@
-"""Fused EntropyBottleneck likelihood (ransform.fused_bottleneck): the explicit backward is
+"""Fused EntropyBottleneck likelihood (ransform.kernels.fused_bottleneck): the explicit backward is
 the derivative (gradcheck), padding to the kernels' shapes is exact, forward and bound rules
 equal EntropyBottleneck.likelihood + bound_likelihood, the bindings check their arguments,
 and on a GPU the kernels agree with the reference (skipped without one)."""
@@ -6,11 +6,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from ransform import fused  # noqa: E402
-from ransform import fused_bottleneck as fb  # noqa: E402
+from ransform import kernels  # noqa: E402
 from ransform.entropy_models import EntropyBottleneck  # noqa: E402
+from ransform.kernels import fused_bottleneck as fb  # noqa: E402
+from ransform.kernels.backend import cuda_kernels  # noqa: E402
 
-needs_gpu = pytest.mark.skipif(fused.backend() != "cuda", reason="no CUDA GPU (or ransform._cuda not built)")
+needs_gpu = pytest.mark.skipif(kernels.backend() != "cuda", reason="no CUDA GPU (or ransform._cuda not built)")
 FILTERS = [(3, 3, 3, 3), (2, 5, 1), (), (8, 8, 8, 8, 8)]
 
 
@@ -214,16 +215,16 @@ def test_errors():
 
 
 # --- the bindings (argument checks need no GPU) ---------------------------------------------------
-needs_bindings = pytest.mark.skipif(not hasattr(fused._cuda, "bottleneck_likelihood_forward"),
+needs_bindings = pytest.mark.skipif(not hasattr(cuda_kernels, "bottleneck_likelihood_forward"),
                                     reason="ransform._cuda not built (or built without the bottleneck kernels)")
 
 
 @needs_bindings
 def test_binding_shapes_and_parameter_counts():
-    shapes = fused._cuda.bottleneck_shapes()
+    shapes = cuda_kernels.bottleneck_shapes()
     assert (3, 4) in shapes  # the default filters run unpadded
     for width, hidden in shapes:
-        assert fused._cuda.bottleneck_param_count(width, hidden) == fb.param_count(width, hidden)
+        assert cuda_kernels.bottleneck_param_count(width, hidden) == fb.param_count(width, hidden)
     assert fb.param_count(3, 4) == 58
 
 
@@ -237,13 +238,13 @@ def test_binding_argument_errors(change, message):
     forward = dict(values=16, params=16, channels=2, n=4, width=3, hidden=4, likelihood_bound=1e-9,
                    likelihood=16, bits=0, stream=0)
     with pytest.raises(ValueError, match=message):
-        fused._cuda.bottleneck_likelihood_forward(**{**forward, **change})
+        cuda_kernels.bottleneck_likelihood_forward(**{**forward, **change})
     backward = {k: v for k, v in forward.items() if k not in ("likelihood", "bits")}
     backward.update(grad_likelihood=16, grad_values=0, grad_params=0)
     with pytest.raises(ValueError, match=message):
-        fused._cuda.bottleneck_likelihood_backward(**{**backward, **change})
+        cuda_kernels.bottleneck_likelihood_backward(**{**backward, **change})
     with pytest.raises(ValueError, match="grad_likelihood"):
-        fused._cuda.bottleneck_likelihood_backward(**{**backward, "grad_likelihood": 0})
+        cuda_kernels.bottleneck_likelihood_backward(**{**backward, "grad_likelihood": 0})
 
 
 # --- CUDA vs the reference -------------------------------------------------------------------------

@@ -14,8 +14,7 @@ from __future__ import annotations
 import sys
 
 import pytest
-
-from conftest import (BASE_STREAMS_SNIPPET, CHILD_PRELUDE, GUARD_PAGE_SNIPPET, describe_exit, run_python)
+from conftest import BASE_STREAMS_SNIPPET, CHILD_PRELUDE, GUARD_PAGE_SNIPPET, describe_exit, run_python
 
 FUZZ_CHILD = CHILD_PRELUDE + BASE_STREAMS_SNIPPET + (GUARD_PAGE_SNIPPET if sys.platform.startswith("linux") else
                                                      "\ndef guarded(data):\n    return data\n") + r'''

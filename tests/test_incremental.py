@@ -3,12 +3,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import ransform
+from conftest import (
+    CHILD_PRELUDE,
+    HAVE_TORCH,
+    INT32_MAX,
+    INT32_MIN,
+    MAX_CHUNK_SYMBOLS,
+    categorical_cases,
+    gaussian_latent,
+    needs_torch,
+    parse_header,
+    run_child_json,
+)
 from hypothesis import given
 from hypothesis import strategies as st
-
-import ransform
-from conftest import (CHILD_PRELUDE, HAVE_TORCH, INT32_MAX, INT32_MIN, MAX_CHUNK_SYMBOLS, categorical_cases,
-                      gaussian_latent, needs_torch, parse_header, run_child_json)
 
 if HAVE_TORCH:
     import torch

@@ -6,10 +6,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("PIL")
 
+from conftest import KODAK_IMAGES as IMAGES  # noqa: E402
 from ransform import codec, models  # noqa: E402
 from ransform.image import crop, pad  # noqa: E402
-
-from conftest import KODAK_IMAGES as IMAGES  # noqa: E402
 
 
 @pytest.mark.skipif(len(IMAGES) != 24, reason="Kodak is not at ../shared/data/kodak")

@@ -2,16 +2,15 @@
 slices, batch), size against the estimate, stream framing errors; on a GPU the same bytes."""
 import math
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from ransform import StreamError, fused  # noqa: E402
+from ransform import StreamError, kernels  # noqa: E402
 from ransform.entropy_models import GaussianMixtureConditional  # noqa: E402
 from ransform.entropy_models.mixture import join_streams, split_streams  # noqa: E402
 
-needs_gpu = pytest.mark.skipif(fused.backend() != "cuda", reason="no CUDA GPU (or ransform._cuda not built)")
+needs_gpu = pytest.mark.skipif(kernels.backend() != "cuda", reason="no CUDA GPU (or ransform._cuda not built)")
 
 
 def latent(n=2, k=3, shape=(8, 12, 16), seed=0, dtype=torch.float32):

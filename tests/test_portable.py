@@ -334,7 +334,7 @@ def test_cuda_decodes_cpu_streams_bit_exactly(name, backend):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 @pytest.mark.parametrize("transposed", [False, True])
 def test_cuda_kernel_gives_the_reference_bits(transposed):
-    from ransform.portable.ops import conv_cuda
+    from ransform.kernels import conv_cuda
     rng = np.random.default_rng(5)
     for cin, cout, k, stride, padding in [(3, 5, 3, 1, 1), (6, 9, 5, 2, 2), (64, 96, 5, 2, 2)]:
         x, w, *params = _random_layer(rng, cin, cout, k, transposed, big=True)

@@ -12,11 +12,19 @@ import time
 
 import numpy as np
 import pytest
-from hypothesis import given
-
 import ransform
-from conftest import (INT32_MAX, INT32_MIN, MAX_CHUNK_SYMBOLS, categorical_cases, gaussian_latent, max_stream_bytes,
-                      min_stream_bytes, parse_header, scale_cases)
+from conftest import (
+    INT32_MAX,
+    INT32_MIN,
+    MAX_CHUNK_SYMBOLS,
+    categorical_cases,
+    gaussian_latent,
+    max_stream_bytes,
+    min_stream_bytes,
+    parse_header,
+    scale_cases,
+)
+from hypothesis import given
 
 try:
     from scipy.special import ndtr

@@ -13,7 +13,6 @@ import struct
 
 import numpy as np
 import pytest
-
 import ransform
 import reference_decoder as ref
 

@@ -5,12 +5,23 @@ import time
 
 import numpy as np
 import pytest
+import ransform
+from conftest import (
+    FAMILIES,
+    HAVE_TORCH,
+    INT32_MAX,
+    INT32_MIN,
+    MAX_CHUNK_SYMBOLS,
+    assert_child_ok,
+    categorical_cases,
+    gaussian_latent,
+    needs_torch,
+    parse_header,
+    run_python,
+    scale_cases,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import ransform
-from conftest import (FAMILIES, HAVE_TORCH, INT32_MAX, INT32_MIN, MAX_CHUNK_SYMBOLS, assert_child_ok, categorical_cases,
-                      gaussian_latent, needs_torch, parse_header, run_python, scale_cases)
 
 if HAVE_TORCH:
     import torch

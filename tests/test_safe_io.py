@@ -216,3 +216,16 @@ def test_the_shipped_name_and_its_checkpoint_file_decode_each_others_files(image
     rfm.write_bytes(codec.compress(model, codec.read_image(image)))
     assert cli.main(["decompress", str(rfm), "-o", str(tmp_path / "z.png")]) == 2
     assert "not the shipped mbt2018-mean-small q2" in capsys.readouterr().err
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "new.bin", b"x")
+        assert (tmp_path / "new.bin").stat().st_mode & 0o777 == 0o644  # as open() would make it, not 0600
+        (tmp_path / "kept.bin").write_bytes(b"old")
+        os.chmod(tmp_path / "kept.bin", 0o640)
+        write_atomic(tmp_path / "kept.bin", b"new")
+        assert (tmp_path / "kept.bin").stat().st_mode & 0o777 == 0o640  # a replaced file keeps its mode
+    finally:
+        os.umask(old)

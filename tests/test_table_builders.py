@@ -3,17 +3,16 @@
 check bit-identity and skip without a GPU."""
 import numpy as np
 import pytest
-
+from conftest import FAMILIES
 from ransform import _core
 from ransform.tables import ScaleTable, build_scale_rows
 
 torch = pytest.importorskip("torch")
 
-from ransform import fused  # noqa: E402
-from ransform.mixture import mixture_rows  # noqa: E402
+from ransform import kernels  # noqa: E402
+from ransform.kernels import mixture_rows  # noqa: E402
 
-FAMILIES = ["gaussian", "laplace", "logistic"]
-needs_gpu = pytest.mark.skipif(fused.backend() != "cuda", reason="no CUDA GPU (or ransform._cuda not built)")
+needs_gpu = pytest.mark.skipif(kernels.backend() != "cuda", reason="no CUDA GPU (or ransform._cuda not built)")
 
 
 def tables_equal(a, b):
@@ -52,7 +51,7 @@ def test_from_rows_checks_its_input():
 
 
 def test_gpu_builder_without_a_gpu_says_so():
-    if fused.backend() == "cuda":
+    if kernels.backend() == "cuda":
         pytest.skip("a GPU is present")
     with pytest.raises(RuntimeError, match="GPU"):
         build_scale_rows(device="cuda")

@@ -5,12 +5,20 @@ import math
 
 import numpy as np
 import pytest
+import ransform
+from conftest import (
+    FAMILIES,
+    INT32_MAX,
+    INT32_MIN,
+    PMF_KINDS,
+    TAILS,
+    assert_child_ok,
+    make_pmf,
+    run_child_json,
+    run_python,
+)
 from hypothesis import given
 from hypothesis import strategies as st
-
-import ransform
-from conftest import (FAMILIES, INT32_MAX, INT32_MIN, PMF_KINDS, TAILS, assert_child_ok, make_pmf, run_child_json,
-                      run_python)
 
 # --------------------------------------------------------------------------- helpers
 

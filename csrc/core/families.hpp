@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <iterator>
 #include <string>
 
 #include "core/detmath.hpp"
@@ -18,21 +19,47 @@
 
 namespace ransform {
 
+// The one definition of the families: their names and the codes the kernels take. The CUDA
+// kernels include this header and ransform._core.families() exports this list to Python, so
+// adding a family here is the only place its name and code are written.
 enum class Family : int { kGaussian = 0, kLaplace = 1, kLogistic = 2 };
 
+struct FamilyName {
+  const char* name;
+  Family family;
+};
+
+inline constexpr FamilyName kFamilies[] = {
+    {"gaussian", Family::kGaussian}, {"laplace", Family::kLaplace}, {"logistic", Family::kLogistic}};
+
+// "'gaussian', 'laplace' or 'logistic'", for error messages.
+inline std::string family_choices() {
+  std::string out;
+  const size_t n = std::size(kFamilies);
+  for (size_t i = 0; i < n; ++i) {
+    if (i > 0) out += i + 1 < n ? ", " : " or ";
+    out += std::string("'") + kFamilies[i].name + "'";
+  }
+  return out;
+}
+
 inline Family family_from_name(const std::string& name) {
-  if (name == "gaussian") return Family::kGaussian;
-  if (name == "laplace") return Family::kLaplace;
-  if (name == "logistic") return Family::kLogistic;
-  throw InputError("family must be 'gaussian', 'laplace' or 'logistic', got '" + name + "'");
+  for (const FamilyName& f : kFamilies)
+    if (name == f.name) return f.family;
+  throw InputError("family must be " + family_choices() + ", got '" + name + "'");
+}
+
+// Kernels take the family as its integer code (what crosses from Python as a plain int).
+inline Family family_from_code(int code) {
+  for (const FamilyName& f : kFamilies)
+    if (code == static_cast<int>(f.family)) return f.family;
+  throw InputError("family code " + std::to_string(code) + " is not one of ransform._core.families()");
 }
 
 inline const char* family_name(Family f) {
-  switch (f) {
-    case Family::kGaussian: return "gaussian";
-    case Family::kLaplace: return "laplace";
-    default: return "logistic";
-  }
+  for (const FamilyName& e : kFamilies)
+    if (e.family == f) return e.name;
+  return "?";  // unreachable: every enumerator is listed in kFamilies
 }
 
 RANSFORM_HD inline double upper_tail(Family f, double x, double scale) {

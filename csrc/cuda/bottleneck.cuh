@@ -142,7 +142,7 @@ __device__ __forceinline__ float backpropagate(const float* p, const Trace<W, H>
 }
 
 // sigmoid(y) is the logistic upper tail at -y.
-__device__ __forceinline__ float sigmoid(float y) { return upper_tail(kLogistic, -y); }
+__device__ __forceinline__ float sigmoid(float y) { return upper_tail(Family::kLogistic, -y); }
 
 struct IntervalLikelihood {
   float lik, d_lower, d_upper;  // and its derivatives wrt the two logits
@@ -154,7 +154,7 @@ __device__ __forceinline__ IntervalLikelihood interval_likelihood(float lower, f
   const float d = sigmoid(s * upper) - sigmoid(s * lower);
   const float sd = d > 0.f ? s : (d < 0.f ? -s : 0.f);  // sign(d) s: |.| has no slope at 0
   // sigmoid' from the logistic density, exact in both tails (unlike p (1 - p)).
-  return {fabsf(d), -sd * density(kLogistic, lower), sd * density(kLogistic, upper)};
+  return {fabsf(d), -sd * density(Family::kLogistic, lower), sd * density(Family::kLogistic, upper)};
 }
 
 #endif  // __CUDACC__

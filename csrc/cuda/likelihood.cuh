@@ -10,14 +10,16 @@
 
 #include <cstdint>
 
+#include "core/families.hpp"  // Family: the one definition, shared with the CPU and Python
+
 namespace ransform::cuda {
 
-enum Family : int { kGaussian = 0, kLaplace = 1, kLogistic = 2 };
-
-__device__ __forceinline__ float upper_tail(int family, float t) {
+// The unit family's upper tail and density in float32, for the likelihoods (the tables use
+// the double ransform::upper_tail of families.hpp, which must match the CPU bit for bit).
+__device__ __forceinline__ float upper_tail(Family family, float t) {
   switch (family) {
-    case kGaussian: return 0.5f * erfcf(t * 0.70710678118654752f);
-    case kLaplace: {
+    case Family::kGaussian: return 0.5f * erfcf(t * 0.70710678118654752f);
+    case Family::kLaplace: {
       const float e = 0.5f * expf(-fabsf(t));
       return t >= 0.f ? e : 1.f - e;
     }
@@ -25,10 +27,10 @@ __device__ __forceinline__ float upper_tail(int family, float t) {
   }
 }
 
-__device__ __forceinline__ float density(int family, float t) {
+__device__ __forceinline__ float density(Family family, float t) {
   switch (family) {
-    case kGaussian: return 0.39894228040143268f * expf(-0.5f * t * t);
-    case kLaplace: return 0.5f * expf(-fabsf(t));
+    case Family::kGaussian: return 0.39894228040143268f * expf(-0.5f * t * t);
+    case Family::kLaplace: return 0.5f * expf(-fabsf(t));
     default: {
       const float e = expf(-fabsf(t));  // symmetric: sigmoid(t) (1 - sigmoid(t))
       return e / ((1.f + e) * (1.f + e));
@@ -41,7 +43,7 @@ struct ConditionalArgs {
   const float* scales;
   const float* means;  // may be null: zero means
   int64_t n;
-  int family;
+  Family family;
   float scale_bound;
   float likelihood_bound;  // <= 0: no bound
 };

@@ -1,5 +1,5 @@
 // ransform._cuda bindings of the EntropyBottleneck likelihood kernels (csrc/cuda/bottleneck.cuh).
-// Torch-agnostic like cuda_module.cpp: ransform/fused_bottleneck.py packs the parameters,
+// Torch-agnostic like cuda_module.cpp: ransform/kernels/fused_bottleneck.py packs the parameters,
 // validates the tensors and passes raw device pointers and the current stream.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>

@@ -1,5 +1,5 @@
 // ransform._cuda: launchers for the CUDA kernels. Torch-agnostic: the Python side
-// (ransform/fused.py) validates tensors and passes raw device pointers, sizes and the
+// (ransform/kernels/) validates tensors and passes raw device pointers, sizes and the
 // current CUDA stream handle; nothing here touches libtorch.
 #include <pybind11/pybind11.h>
 
@@ -37,16 +37,15 @@ int device_count() {
 ConditionalArgs args(std::uintptr_t values, std::uintptr_t scales, std::uintptr_t means, int64_t n, int family,
                      float scale_bound, float likelihood_bound) {
   if (n < 0) throw py::value_error("n must be >= 0");
-  if (family < 0 || family > 2) throw py::value_error("family must be 0 (gaussian), 1 (laplace) or 2 (logistic)");
   if (!(scale_bound > 0.f)) throw py::value_error("scale_bound must be positive");
-  return ConditionalArgs{ptr<const float>(values), ptr<const float>(scales), ptr<const float>(means), n, family,
-                         scale_bound, likelihood_bound};
+  return ConditionalArgs{ptr<const float>(values), ptr<const float>(scales), ptr<const float>(means), n,
+                         ransform::family_from_code(family), scale_bound, likelihood_bound};
 }
 
 }  // namespace
 
 PYBIND11_MODULE(_cuda, m) {
-  m.doc() = "CUDA kernels of ransform (fused likelihoods); takes device pointers from ransform.fused";
+  m.doc() = "CUDA kernels of ransform; takes device pointers from ransform.kernels";
   m.def("device_count", &device_count, "Number of CUDA devices (0 without a driver or GPU)");
   bind_bottleneck(m);
   bind_tables(m);

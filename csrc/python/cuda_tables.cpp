@@ -1,5 +1,5 @@
 // Bindings of the GPU table builders (csrc/cuda/tables.cu). Scale tables: host arrays in and
-// out (a few hundred scales). Mixtures: raw device pointers from ransform.mixture, like the
+// out (a few hundred scales). Mixtures: raw device pointers from ransform/kernels/rows.py, like the
 // likelihood kernels.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>

@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 
 #include "core/error.hpp"
+#include "core/families.hpp"
 
 namespace py = pybind11;
 
@@ -19,4 +20,13 @@ PYBIND11_MODULE(_core, m) {
   bind_coder(m);
   bind_mixtures(m);
   bind_intnet(m);
+  // Python reads the family codes from here instead of writing them a second time.
+  m.def(
+      "families",
+      [] {
+        py::dict out;
+        for (const ransform::FamilyName& f : ransform::kFamilies) out[f.name] = static_cast<int>(f.family);
+        return out;
+      },
+      "The distribution families, name -> the integer code the kernels take (csrc/core/families.hpp).");
 }

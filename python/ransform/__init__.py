@@ -21,7 +21,7 @@ from ransform.tables import (
 __version__ = "0.1.0"
 
 # The torch-based parts load on first use, so the coder works without torch installed.
-_LAZY = {"bitmap": "ransform.bitmaps", "plot_bitmap": "ransform.bitmaps", "backend": "ransform.fused"}
+_LAZY = {"bitmap": "ransform.bitmaps", "plot_bitmap": "ransform.bitmaps", "backend": "ransform.kernels"}
 
 
 def __getattr__(name):

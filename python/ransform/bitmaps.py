@@ -1,5 +1,5 @@
 """Where do the bits go? Per-element and per-pixel bit maps of a compression model, and a
-PNG heat map of them drawn with Pillow alone.
+PNG heat map of them (matplotlib).
 
     bm = ransform.bitmap(model, x)       # x: (3, H, W) or (N, 3, H, W) in [0, 1]
     bm.latents["y"]                             # -log2(likelihood), float64, per element
@@ -228,99 +228,33 @@ def bitmap(model: nn.Module, x: Tensor) -> BitMap:
 
 # --------------------------------------------------------------------------- plotting
 
-# Matplotlib's "viridis" sampled at 9 equally spaced points (the published hex values
-# #440154 #472D7B #3B528B #2C728E #21908C #27AD81 #5DC863 #AADC32 #FDE725); linear
-# interpolation between them stays close to the full 256-entry table.
-_VIRIDIS = np.array([
-    [0x44, 0x01, 0x54], [0x47, 0x2D, 0x7B], [0x3B, 0x52, 0x8B], [0x2C, 0x72, 0x8E],
-    [0x21, 0x90, 0x8C], [0x27, 0xAD, 0x81], [0x5D, 0xC8, 0x63], [0xAA, 0xDC, 0x32],
-    [0xFD, 0xE7, 0x25],
-], dtype=np.float64)
-
 _MIN_SHORT_SIDE = 160     # small images are enlarged (integer factor) to about this
 _MAX_LONG_SIDE = 1024     # large images are reduced to this
-_BAR_WIDTH = 18
-_MIN_BAR_HEIGHT = 160
+_MARGIN, _GAP, _BAR_WIDTH, _TITLE_HEIGHT, _DPI = 12, 12, 18, 28, 100
 
 
 def colormap(t: np.ndarray) -> np.ndarray:
-    """Values in [0, 1] (clipped; NaN counts as 0) -> uint8 RGB, shape ``t.shape + (3,)``."""
+    """Values in [0, 1] (clipped; NaN counts as 0) -> uint8 RGB in matplotlib's viridis,
+    shape ``t.shape + (3,)``."""
+    import matplotlib
     t = np.nan_to_num(np.asarray(t, dtype=np.float64), nan=0.0, posinf=1.0, neginf=0.0)
-    pos = np.clip(t, 0.0, 1.0) * (len(_VIRIDIS) - 1)
-    i = np.minimum(np.floor(pos).astype(np.int64), len(_VIRIDIS) - 2)
-    frac = (pos - i)[..., None]
-    rgb = _VIRIDIS[i] * (1.0 - frac) + _VIRIDIS[i + 1] * frac
-    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    rgb = np.asarray(matplotlib.colormaps["viridis"](np.clip(t, 0.0, 1.0).ravel()))[:, :3]
+    return np.rint(rgb * 255).astype(np.uint8).reshape(t.shape + (3,))  # rounded: bytes=True truncates
 
 
-class _Scale:
-    """Maps bits per pixel to [0, 1] and chooses tick values (linear, or log10)."""
-
-    def __init__(self, values: np.ndarray, log: bool):
-        finite = values[np.isfinite(values)]
-        hi = float(finite.max()) if finite.size else 1.0
-        lo = min(0.0, float(finite.min())) if finite.size else 0.0
-        self.log = False
-        if log:
-            positive = finite[finite > 0]
-            if positive.size:
-                self.log = True
-                hi = float(positive.max())
-                lo = max(float(positive.min()), hi * 1e-4)
-                if lo >= hi:
-                    lo = hi / 10.0
-        if hi <= lo:
-            hi = lo + 1.0
-        self.lo, self.hi = lo, hi
-
-    def __call__(self, v: np.ndarray) -> np.ndarray:
-        v = np.asarray(v, dtype=np.float64)
-        if self.log:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                lv = np.log10(np.clip(v, self.lo, self.hi))
-            return (lv - math.log10(self.lo)) / (math.log10(self.hi) - math.log10(self.lo))
-        return (v - self.lo) / (self.hi - self.lo)
-
-    def ticks(self) -> list[tuple[float, str]]:
-        if self.log:
-            vals = []
-            for k in range(math.floor(math.log10(self.lo)), math.ceil(math.log10(self.hi)) + 1):
-                for m in (1, 2, 5):
-                    v = m * 10.0 ** k
-                    if self.lo * (1 - 1e-9) <= v <= self.hi * (1 + 1e-9):
-                        vals.append((m, v))
-            if len(vals) > 8:
-                vals = [mv for mv in vals if mv[0] == 1]
-            out = [(v, f"{v:g}") for _, v in vals]
-            if len(out) < 2:
-                out = [(self.lo, f"{self.lo:.3g}"), (self.hi, f"{self.hi:.3g}")]
-            return out
-        raw = (self.hi - self.lo) / 5.0
-        mag = 10.0 ** math.floor(math.log10(raw))
-        step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw * (1 - 1e-12))
-        decimals = max(0, -math.floor(math.log10(step) + 1e-12))
-        if step / 10.0 ** math.floor(math.log10(step) + 1e-12) == 2.5:
-            decimals += 1
-        first = math.ceil(self.lo / step - 1e-9)
-        out = []
-        k = first
-        while k * step <= self.hi * (1 + 1e-12) + 1e-300:
-            out.append((k * step, f"{k * step:.{decimals}f}"))
-            k += 1
-        return out
-
-
-def _font(size: int):
-    from PIL import ImageFont
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:                    # Pillow < 10.1: one fixed-size bitmap font
-        return ImageFont.load_default()
-
-
-def _text_size(draw, text: str, font) -> tuple[int, int]:
-    box = draw.textbbox((0, 0), text, font=font)
-    return box[2], box[3]
+def _norm(values: np.ndarray, log: bool):
+    """The colour scale: linear from min(0, lowest) to the highest value, or log10 over at most
+    four decades below the highest positive value (lower values take the lowest colour)."""
+    from matplotlib.colors import LogNorm, Normalize
+    finite = values[np.isfinite(values)]
+    positive = finite[finite > 0]
+    if log and positive.size:
+        hi = float(positive.max())
+        lo = max(float(positive.min()), hi * 1e-4)
+        return LogNorm(lo if lo < hi else hi / 10, hi, clip=True)
+    hi = float(finite.max()) if finite.size else 1.0
+    lo = min(0.0, float(finite.min())) if finite.size else 0.0
+    return Normalize(lo, hi if hi > lo else lo + 1.0, clip=True)
 
 
 def _rgb_array(image: Any, index: int, height: int, width: int) -> np.ndarray:
@@ -371,7 +305,11 @@ def plot_bitmap(bm: BitMap, path: Union[str, os.PathLike], image: Any = None, *,
     uses a log10 colour scale (spanning at most four decades below the maximum). Small
     images are enlarged by an integer factor (nearest neighbour, so cells stay sharp) and
     images larger than 1024 pixels are reduced. Returns ``Path(path)``."""
-    from PIL import Image, ImageDraw
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colorbar import ColorbarBase
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter, StrMethodFormatter
+    from PIL import Image
 
     if not isinstance(bm, BitMap):
         raise TypeError(f"bm must be a BitMap, got {type(bm).__name__}")
@@ -385,18 +323,43 @@ def plot_bitmap(bm: BitMap, path: Union[str, os.PathLike], image: Any = None, *,
     values = bm.image[index].detach().cpu().to(torch.float64).numpy()
     original = _rgb_array(image, index, height, width) if image is not None else None
 
-    scale = _Scale(values, log)
+    # The panels are drawn pixel for pixel (figimage), so cells and the original stay exact.
+    norm = _norm(values, log)
     disp_h, disp_w = _display_size(height, width)
     enlarge = disp_h >= height
-    resample = Image.NEAREST if enlarge else Image.BOX
-
-    heat = Image.fromarray(colormap(scale(values))).resize((disp_w, disp_h), resample)
+    heat = Image.fromarray(colormap(norm(values).filled(0.0))).resize(
+        (disp_w, disp_h), Image.NEAREST if enlarge else Image.BOX)
     panels = [heat]
     if original is not None:
-        src = Image.fromarray(original)
-        panels.insert(0, src.resize((disp_w, disp_h), Image.NEAREST if enlarge else Image.LANCZOS))
+        panels.insert(0, Image.fromarray(original).resize((disp_w, disp_h), Image.NEAREST if enlarge else Image.LANCZOS))
 
-    # title line: this image's bits (all N images' when N == 1 are the same numbers)
+    bar_h = max(disp_h, _MIN_SHORT_SIDE)
+    bar_x = _MARGIN + len(panels) * (disp_w + _GAP) + 2
+    title_text = _title(bm, index, title, log)
+    fig_w = max(bar_x + _BAR_WIDTH + 90, 2 * _MARGIN + 7 * len(title_text))  # ~7 px per character at 10 pt
+    fig_h = _TITLE_HEIGHT + bar_h + _MARGIN + 6
+    fig = Figure(figsize=(fig_w / _DPI, fig_h / _DPI), dpi=_DPI, facecolor="white")
+    FigureCanvasAgg(fig)
+    top = fig_h - _TITLE_HEIGHT  # figure pixels count from the bottom
+    for i, panel in enumerate(panels):
+        fig.figimage(np.asarray(panel), xo=_MARGIN + i * (disp_w + _GAP), yo=top - disp_h, origin="upper")
+    fig.text(_MARGIN / fig_w, 1 - _MARGIN / fig_h, title_text, va="top", fontsize=10)
+    cax = fig.add_axes([bar_x / fig_w, (top - bar_h) / fig_h, _BAR_WIDTH / fig_w, bar_h / fig_h])
+    bar = ColorbarBase(cax, cmap="viridis", norm=norm)
+    bar.set_label("bits per pixel")
+    bar.ax.yaxis.set_major_formatter(StrMethodFormatter("{x:g}"))  # 0.2, not 2x10^-1, on a log scale
+    bar.ax.yaxis.set_minor_formatter(NullFormatter())
+
+    out = Path(path)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=_DPI)
+    write_atomic(out, buffer.getvalue())
+    return out
+
+
+def _title(bm: BitMap, index: int, title: str | None, log: bool) -> str:
+    """This image's bits and bpp (per latent when there are several), its size, the scale."""
+    n, height, width = bm.batch_size, bm.height, bm.width
     if n == 1:
         bits, bpp, by = bm.total_bits, bm.bpp, bm.bits_by_latent
     else:
@@ -408,57 +371,6 @@ def plot_bitmap(bm: BitMap, path: Union[str, os.PathLike], image: Any = None, *,
     if len(by) > 1:
         parts.append(", ".join(f"{k} {_fmt_bits(v)}" for k, v in by.items()))
     parts.append(f"{width}x{height}" + (f", image {index + 1} of {n}" if n > 1 else ""))
-    if scale.log:
+    if log:
         parts.append("log scale")
-    title_text = "  |  ".join(parts)
-
-    title_font, tick_font = _font(14), _font(11)
-    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    title_w, title_h = _text_size(probe, title_text, title_font)
-    ticks = scale.ticks()
-    tick_w = max(_text_size(probe, s, tick_font)[0] for _, s in ticks)
-    tick_h = max(_text_size(probe, s, tick_font)[1] for _, s in ticks)
-    unit = "bits per pixel"
-    unit_w, unit_h = _text_size(probe, unit, tick_font)
-
-    margin, gap = 12, 12
-    top = margin + title_h + 10
-    bar_h = max(disp_h, _MIN_BAR_HEIGHT)
-    x = margin
-    slots = []
-    for p in panels:
-        slots.append(x)
-        x += p.width + gap
-    bar_x = x + 2
-    label_x = bar_x + _BAR_WIDTH + 7
-    unit_x = label_x + tick_w + 8
-    canvas_w = max(unit_x + unit_h + margin, title_w + 2 * margin)
-    canvas_h = top + max(disp_h, bar_h) + margin + tick_h // 2
-
-    canvas = Image.new("RGB", (canvas_w, canvas_h), (255, 255, 255))
-    for p, px in zip(panels, slots):
-        canvas.paste(p, (px, top))
-    draw = ImageDraw.Draw(canvas)
-    draw.text((margin, margin), title_text, fill=(0, 0, 0), font=title_font)
-
-    # colour bar: top row is the maximum, bottom row the minimum
-    t_col = 1.0 - np.arange(bar_h, dtype=np.float64) / max(bar_h - 1, 1)
-    bar = np.repeat(colormap(t_col)[:, None, :], _BAR_WIDTH, axis=1)
-    canvas.paste(Image.fromarray(bar), (bar_x, top))
-    draw.rectangle([bar_x - 1, top - 1, bar_x + _BAR_WIDTH, top + bar_h], outline=(0, 0, 0))
-    for v, s in ticks:
-        y = top + round((1.0 - float(scale(np.array(v)))) * (bar_h - 1))
-        draw.line([bar_x + _BAR_WIDTH, y, bar_x + _BAR_WIDTH + 4, y], fill=(0, 0, 0))
-        th = _text_size(draw, s, tick_font)[1]
-        draw.text((label_x, y - th // 2 - 1), s, fill=(0, 0, 0), font=tick_font)
-
-    label = Image.new("RGB", (unit_w + 2, unit_h + 2), (255, 255, 255))
-    ImageDraw.Draw(label).text((1, 1), unit, fill=(0, 0, 0), font=tick_font)
-    label = label.rotate(90, expand=True)
-    canvas.paste(label, (unit_x, top + max(0, (bar_h - label.height) // 2)))
-
-    out = Path(path)
-    buffer = io.BytesIO()
-    canvas.save(buffer, format="PNG")
-    write_atomic(out, buffer.getvalue())
-    return out
+    return "  |  ".join(parts)

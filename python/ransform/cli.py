@@ -139,16 +139,38 @@ def _check_train_args(args) -> None:
     check_writable(os.path.join(args.out, "checkpoint.pth.tar"))  # not a file, not read-only
 
 
+def _train_options(p) -> None:
+    """``ransform train``'s options, from TrainConfig's fields (their defaults, bounds and help)."""
+    from dataclasses import MISSING
+
+    from ransform.train_config import options
+    bounded = {("int", "positive"): _positive_int, ("int", "non-negative"): _non_negative_int,
+               ("float", "positive"): _positive_float, ("float", "non-negative"): _non_negative_float}
+    for f in options():
+        kind = str(f.type).split(" ")[0]  # "int", "float | None" -> "float", "bool", "dict", "str"
+        flag = f.metadata["flag"] or "--" + f.name.replace("_", "-")
+        if kind == "bool":
+            p.add_argument(flag, dest=f.name, action="store_true", help=f.metadata["help"])
+            continue
+        default = None if f.default is MISSING else f.default
+        plain = {"int": int, "float": float}.get(kind, str)
+        kw = {"type": _sizes, "metavar": "N,M"} if kind == "dict" else {"type": bounded.get((kind, f.metadata["bound"]), plain)}
+        if f.metadata["choices"]:
+            kw["choices"] = f.metadata["choices"]
+        required = f.default is MISSING and f.default_factory is MISSING
+        p.add_argument(flag, dest=f.name, required=required, default=default, help=f.metadata["help"] + (
+            f" (default {default})" if default not in (None, "") else ""), **kw)
+
+
 def train(args) -> int:
-    from ransform.training import TrainConfig, train as run_training
+    from dataclasses import fields
+
+    from ransform.training import TrainConfig
+    from ransform.training import train as run_training
 
     _check_train_args(args)
-    cfg = TrainConfig(model=args.model, quality=args.quality, data=args.data, out=args.out, metric=args.metric,
-                      lmbda=args.lmbda, sizes=args.channels or {}, epochs=args.epochs,
-                      batch_size=args.batch_size, patch=args.patch, crops_per_image=args.crops_per_image,
-                      lr=args.lr, aux_lr=args.aux_lr, clip=args.clip, patience=args.patience, device=args.device,
-                      threads=args.threads, seed=args.seed, workers=args.workers, init=args.init,
-                      max_minutes=args.max_minutes, portable=args.portable)
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    cfg = TrainConfig(**{k: v for k, v in given.items() if v is not None})  # None: the field's default
     best = run_training(cfg)
     print(f"best checkpoint: {best}")
     return 0
@@ -306,7 +328,7 @@ def plot_cmd(args) -> int:
     rdplot.plot(results, args.output, metric, args.title)
     print(f"wrote {args.output}")
     if len(results) > 1:
-        print(rdplot.bd_table(results, metric))
+        print(rdplot.bd_table(results, metric, args.bd_method))
     return 0
 
 
@@ -463,10 +485,7 @@ def _report(command: str, exc: Exception) -> int:
     return 2
 
 
-def main(argv=None) -> int:
-    parser = _Parser(prog="ransform", description=ransform.__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"ransform {ransform.__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="compress the bundled photo with the shipped model, write the results, compare "
                        "with JPEG", description="Compresses a bundled CC0 photograph (or --image) with the shipped "
                        "model; writes the .rfm file, the reconstruction and the bit map to --output-dir.")
@@ -476,10 +495,14 @@ def main(argv=None) -> int:
     _model_args(p, "a checkpoint instead of the shipped model")
     p.set_defaults(run=demo)
 
+
+def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="the coder alone: generated hyperprior latents, size, overhead and speed")
     p.add_argument("--threads", type=_non_negative_int, default=1, help="coding threads (0 = one per core; default 1)")
     p.set_defaults(run=bench)
 
+
+def _add_compress(sub) -> None:
     p = sub.add_parser("compress", help="compress an image into an .rfm file",
                        description="Compress an image with shipped weights (--model, --quality) or a checkpoint.")
     p.add_argument("image", help="input image (PNG, JPEG, ...)")
@@ -492,6 +515,8 @@ def main(argv=None) -> int:
     p.add_argument("-f", "--force", action="store_true", help="replace an existing output file")
     p.set_defaults(run=compress_cmd)
 
+
+def _add_decompress(sub) -> None:
     p = sub.add_parser("decompress", help="decompress an .rfm file into a PNG",
                        description="Decompress an .rfm file; the model is the shipped one the file names, or --checkpoint.")
     p.add_argument("file", help="input .rfm file")
@@ -501,6 +526,8 @@ def main(argv=None) -> int:
     p.add_argument("-f", "--force", action="store_true", help="replace an existing output file")
     p.set_defaults(run=decompress_cmd)
 
+
+def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="rate-distortion of a model on an image folder (JSON, CompressAI's schema)",
                        description="Compress and decompress every image through real .rfm files; report bpp (file "
                        "bytes), PSNR and MS-SSIM on 8-bit RGB, and times, averaged per quality.")
@@ -515,6 +542,8 @@ def main(argv=None) -> int:
     p.add_argument("-f", "--force", action="store_true", help="replace an existing output file")
     p.set_defaults(run=eval_cmd)
 
+
+def _add_bench_codecs(sub) -> None:
     p = sub.add_parser("bench-codecs", help="JPEG, WebP, JPEG 2000 (and AVIF) through Pillow, same JSON schema")
     p.add_argument("directory", help="folder of images")
     p.add_argument("--codecs", help="comma separated subset of jpeg,webp,jpeg2000,avif (default: all Pillow has)")
@@ -524,14 +553,20 @@ def main(argv=None) -> int:
     p.add_argument("-f", "--force", action="store_true", help="replace an existing output file")
     p.set_defaults(run=bench_codecs_cmd)
 
+
+def _add_plot(sub) -> None:
     p = sub.add_parser("plot", help="RD curves of results JSON files, and BD-rate / BD-PSNR against the first")
     p.add_argument("results", nargs="+", help="results JSON files; the first is the BD anchor")
     p.add_argument("-o", "--output", default="rd.png")
     p.add_argument("--metric", choices=["psnr", "ms-ssim"], default="psnr")
+    p.add_argument("--bd-method", choices=["pchip", "akima", "cubic"], default="pchip",
+                   help="BD interpolation: pchip (default, JVET CTC), akima, or cubic (Bjøntegaard 2001, 4+ points)")
     p.add_argument("--title")
     p.add_argument("-f", "--force", action="store_true", help="replace an existing output file")
     p.set_defaults(run=plot_cmd)
 
+
+def _add_bitmap(sub) -> None:
     p = sub.add_parser("bitmap", help="per-pixel bit heat map of an image next to the image (PNG)",
                        description="Where the bits go: -log2 p of every latent element under the model, summed over "
                        "channels and spread over the pixels each latent cell covers (totals preserved).")
@@ -542,6 +577,8 @@ def main(argv=None) -> int:
     p.add_argument("-f", "--force", action="store_true", help="replace an existing output file")
     p.set_defaults(run=bitmap_cmd)
 
+
+def _add_convert(sub) -> None:
     p = sub.add_parser("convert", help="a CompressAI or ransform training checkpoint -> a ransform checkpoint",
                        description="Loads the checkpoint (CompressAI's key spellings, wrappers and prefixes accepted), "
                        "builds the coder tables and writes {model, quality, state_dict} with the first 8 hex digits "
@@ -558,38 +595,29 @@ def main(argv=None) -> int:
     p.add_argument("-f", "--force", action="store_true", help="replace an existing output file")
     p.set_defaults(run=convert_cmd)
 
+
+def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a model on an image folder (random crops; resumes from --out)",
                        description="Train a model with the rate-distortion loss. Resumes from OUT/checkpoint.pth.tar "
                        "when it exists; writes OUT/checkpoint.pth.tar every epoch and OUT/best.pth.tar at the best "
                        "validation loss. Under torchrun it runs DistributedDataParallel (gloo on CPU, nccl on GPU).")
-    p.add_argument("--model", required=True, help="registry name, e.g. mbt2018-mean")
-    p.add_argument("--quality", type=_positive_int, required=True, help="1..8: sizes and lambda of CompressAI's zoo")
-    p.add_argument("--data", required=True, help="folder of training images (searched recursively)")
-    p.add_argument("--out", required=True, help="run folder: checkpoints, resumed from when present")
-    p.add_argument("--metric", default="mse", choices=["mse", "ms-ssim"])
-    p.add_argument("--lmbda", type=_positive_float, help="override the quality's lambda (CompressAI convention)")
-    p.add_argument("--channels", type=_sizes, help="N,M smaller than the zoo's, e.g. 64,96")
-    p.add_argument("--epochs", type=_positive_int, default=100)
-    p.add_argument("--batch-size", type=_positive_int, default=8)
-    p.add_argument("--patch", type=_positive_int, default=256, help="crop side in pixels (a multiple of the "
-                   "model's stride: 16 for bmshj2018-factorized, 64 for the others)")
-    p.add_argument("--crops-per-image", type=_positive_int, default=4, help="random crops per image per epoch")
-    p.add_argument("--lr", type=_positive_float, default=1e-4)
-    p.add_argument("--aux-lr", type=_positive_float, default=1e-3)
-    p.add_argument("--clip", type=_non_negative_float, default=1.0, help="gradient norm clip (0: off)")
-    p.add_argument("--patience", type=_non_negative_int, default=10,
-                   help="epochs without validation gain before the LR halves")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    p.add_argument("--threads", type=_non_negative_int, default=0, help="torch CPU threads (0: default)")
-    p.add_argument("--workers", type=_non_negative_int, default=0, help="data loader workers")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--init", help="start from this checkpoint's weights (e.g. a run of another quality)")
-    p.add_argument("--max-minutes", type=_non_negative_float, default=0,
-                   help="stop at the first epoch end after this many minutes (resume by rerunning)")
-    p.add_argument("--portable", action="store_true",
-                   help="fine-tune through portable (integer) entropy parameters and convert at every epoch, "
-                   "so checkpoints write files that decode anywhere (docs/guide/portable.md)")
+    _train_options(p)
     p.set_defaults(run=train)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ransform`` command line: one sub-command per ``_add_*`` function below."""
+    parser = _Parser(prog="ransform", description=ransform.__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"ransform {ransform.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_demo, _add_bench, _add_compress, _add_decompress, _add_eval, _add_bench_codecs, _add_plot,
+                _add_bitmap, _add_convert, _add_train):
+        add(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.run(args)

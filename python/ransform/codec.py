@@ -12,8 +12,15 @@ import torch
 from ransform import imagefile, models, zoo
 from ransform._core import StreamError
 from ransform.coder import SymbolCountError
-from ransform.container import (CompressedImage, ContainerError, deflate_alpha, inflate_alpha, pack, unpack,
-                                weights_fingerprint)
+from ransform.container import (
+    CompressedImage,
+    ContainerError,
+    deflate_alpha,
+    inflate_alpha,
+    pack,
+    unpack,
+    weights_fingerprint,
+)
 from ransform.files import load_checkpoint
 from ransform.image import crop, pad, padding_for
 from ransform.imagefile import Picture
@@ -76,6 +83,7 @@ def calibration_images(directory=None, count: int = 8, side: int = 512) -> list[
     of ``directory`` (sorted, searched recursively), or the bundled photograph; each
     centre-cropped to at most ``side`` x ``side`` pixels."""
     from importlib import resources
+
     from ransform.training import image_files
     if directory is None:
         files = [resources.files("ransform") / "data" / "coffee.png"]

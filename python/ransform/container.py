@@ -25,13 +25,14 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from ransform import varint
+
 MAGIC = b"\x8fRFM"
 VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)
 MAX_NAME = 255
 FLAG_PORTABLE, FLAG_GRAY, FLAG_16BIT, FLAG_ALPHA, FLAG_ICC = 0x01, 0x02, 0x04, 0x08, 0x10
 KNOWN_FLAGS = {1: 0, 2: FLAG_PORTABLE, 3: FLAG_PORTABLE | FLAG_GRAY | FLAG_16BIT | FLAG_ALPHA | FLAG_ICC}
-MAX_VARINT_BYTES = 10
 
 
 class ContainerError(ValueError):
@@ -91,17 +92,6 @@ def weights_fingerprint(state_dict, portable: bool = True) -> bytes:
     return h.digest()[:8]
 
 
-def _varint(n: int) -> bytes:
-    if n < 0:
-        raise ValueError(f"varint of a negative number {n}")
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def pack(item: CompressedImage) -> bytes:
     name = item.model.encode()
     if not 0 < len(name) <= MAX_NAME:
@@ -115,13 +105,13 @@ def pack(item: CompressedImage) -> bytes:
              | (FLAG_ICC if item.icc else 0))
     parts = [MAGIC, bytes([VERSION, flags, len(name)]), name, bytes([item.quality]), item.weights]
     for n in (item.height, item.width, *item.padding, *item.latent_shape):
-        parts.append(_varint(int(n)))
-    parts.append(_varint(len(item.streams)))
+        parts.append(varint.encode(int(n)))
+    parts.append(varint.encode(len(item.streams)))
     for s in item.streams:
-        parts += [_varint(len(s)), bytes(s)]
+        parts += [varint.encode(len(s)), bytes(s)]
     for extra in (item.alpha, item.icc or None):
         if extra is not None:
-            parts += [_varint(len(extra)), bytes(extra)]
+            parts += [varint.encode(len(extra)), bytes(extra)]
     body = b"".join(parts)
     return body + struct.pack("<I", zlib.crc32(body))
 
@@ -139,19 +129,13 @@ class _Reader:
         return out
 
     def varint(self, what: str) -> int:
-        """Minimal LEB128 of at most 10 bytes (FORMAT.md §0): one spelling per number, so a
-        file cannot hide bytes in padded varints."""
-        value = 0
-        for i in range(MAX_VARINT_BYTES):
-            byte = self.take(1, what)[0]
-            value |= (byte & 0x7F) << (7 * i)
-            if not byte & 0x80:
-                if byte == 0 and i > 0:
-                    raise ContainerError(f"corrupted file: {what} is not a minimal varint")
-                if value >> 64:
-                    raise ContainerError(f"corrupted file: {what} does not fit in 64 bits")
-                return value
-        raise ContainerError(f"corrupted file: {what} is a varint of more than {MAX_VARINT_BYTES} bytes")
+        """A FORMAT.md §2 varint: one spelling per number, so a file cannot hide bytes in padded ones."""
+        try:
+            value, self.pos = varint.decode(self.data, self.pos)
+        except varint.VarintError as exc:
+            state = "truncated file" if exc.truncated else "corrupted file"
+            raise ContainerError(f"{state}: {what}: {exc}") from None
+        return value
 
 
 def unpack(data: bytes) -> CompressedImage:

@@ -18,23 +18,22 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from tqdm import tqdm
 
 from ransform import codec
-from ransform.losses import ms_ssim
-from ransform.progress import Progress
+from ransform.losses import ms_ssim, psnr
 
 METRICS = ("bpp", "psnr-rgb", "ms-ssim-rgb", "encoding_time", "decoding_time")
 
 
 def quality_metrics(x8: torch.Tensor, y8: torch.Tensor) -> dict:
     """PSNR (dB) and MS-SSIM of two (3, H, W) uint8 images (MS-SSIM NaN below 161 px)."""
-    mse = torch.mean((x8.double() - y8.double()) ** 2).item()
-    psnr = math.inf if mse == 0 else 10 * math.log10(255 ** 2 / mse)
+    psnr_db = psnr(x8[None].double(), y8[None].double(), data_range=255).item()
     try:
         msssim = ms_ssim(x8[None].float() / 255, y8[None].float() / 255).item()
     except ValueError:
         msssim = math.nan
-    return {"psnr-rgb": psnr, "ms-ssim-rgb": msssim}
+    return {"psnr-rgb": psnr_db, "ms-ssim-rgb": msssim}
 
 
 def _record(x: torch.Tensor, decoded8: torch.Tensor, nbytes: int, t_enc: float, t_dec: float, name: str) -> dict:
@@ -55,13 +54,13 @@ def round_trip(model: codec.LoadedModel, x: torch.Tensor):
 def evaluate_model(model: codec.LoadedModel, files, progress: bool = True) -> list[dict]:
     """Compresses each image to a real .rfm file and decodes it; one record per image."""
     records = []
-    bar = Progress(len(files), f"{model.name} q{model.quality}", enabled=progress)
-    for f in files:
-        x = codec.read_image(f)
-        data, x_hat, t_enc, t_dec = round_trip(model, x)
-        records.append(_record(x, codec.to_uint8(x_hat), len(data), t_enc, t_dec, Path(f).name))
-        bar.update(bpp=records[-1]["bpp"], psnr=records[-1]["psnr-rgb"])
-    bar.close()
+    with tqdm(total=len(files), desc=f"{model.name} q{model.quality}", disable=not progress) as bar:
+        for f in files:
+            x = codec.read_image(f)
+            data, x_hat, t_enc, t_dec = round_trip(model, x)
+            records.append(_record(x, codec.to_uint8(x_hat), len(data), t_enc, t_dec, Path(f).name))
+            bar.set_postfix(bpp=records[-1]["bpp"], psnr=records[-1]["psnr-rgb"], refresh=False)
+            bar.update()
     return records
 
 
@@ -95,8 +94,7 @@ def available_codecs() -> list[str]:
 def evaluate_codec(codec_name: str, quality: int, files, progress: bool = True) -> list[dict]:
     fmt, options = _pillow_options(codec_name, quality)
     records = []
-    bar = Progress(len(files), f"{codec_name} q{quality}", enabled=progress)
-    for f in files:
+    for f in tqdm(files, desc=f"{codec_name} q{quality}", disable=not progress):
         x = codec.read_image(f)
         pil = Image.fromarray(codec.to_uint8(x).permute(1, 2, 0).numpy())
         t0 = time.perf_counter()
@@ -108,8 +106,6 @@ def evaluate_codec(codec_name: str, quality: int, files, progress: bool = True) 
         t2 = time.perf_counter()
         y8 = torch.from_numpy(np.asarray(decoded).copy()).permute(2, 0, 1)
         records.append(_record(x, y8, len(buffer.getvalue()), t1 - t0, t2 - t1, Path(f).name))
-        bar.update(bpp=records[-1]["bpp"])
-    bar.close()
     return records
 
 

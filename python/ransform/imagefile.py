@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from ransform import losses
 from ransform.files import write_atomic
 
 # Pillow modes that hold 16-bit gray samples (PNG and TIFF open as one of these).
@@ -131,8 +132,7 @@ def write(picture: Picture, path) -> list[str]:
 def psnr(a: Picture, b: Picture) -> float:
     """PSNR in dB between two pictures of the same form, on the samples their files hold."""
     peak = (1 << max(a.bits, b.bits)) - 1  # compared on the finer of the two scales
-    x, y = (p.samples.astype(np.float64) * (peak / ((1 << p.bits) - 1)) for p in (a, b))
+    x, y = (torch.from_numpy(p.samples).double() * (peak / ((1 << p.bits) - 1)) for p in (a, b))
     if x.shape != y.shape:
-        raise ValueError(f"the images differ in size or channels: {x.shape[1::-1]} and {y.shape[1::-1]}")
-    mse = float(np.mean((x - y) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(peak ** 2 / mse)
+        raise ValueError(f"the images differ in size or channels: {tuple(x.shape)[1::-1]} and {tuple(y.shape)[1::-1]}")
+    return losses.psnr(x[None], y[None], data_range=peak).item()

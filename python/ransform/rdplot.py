@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -40,54 +39,59 @@ def quality_db(results: dict, metric: str) -> np.ndarray:
     return -10 * np.log10(1 - values) if metric == "ms-ssim-rgb" else values
 
 
-def _fit_integral(x, y, lo, hi) -> float:
-    """Mean over [lo, hi] of the polynomial through (x, y) (cubic with 4+ points, as
-    Bjøntegaard's method; lower degrees with fewer points)."""
-    degree = min(3, len(x) - 1)
-    poly = np.polyint(np.polyfit(x, y, degree))
-    return (np.polyval(poly, hi) - np.polyval(poly, lo)) / (hi - lo)
+BD_METHODS = ("pchip", "akima", "cubic")  # pchip: the JVET common test conditions; cubic: Bjøntegaard's 2001 fit
 
 
 def _curve(results: dict, metric: str):
+    """(bpp, quality dB) of a results file: finite points, by increasing rate."""
     rate = np.asarray(results["results"]["bpp"], dtype=np.float64)
     quality = quality_db(results["results"], metric)
     keep = np.isfinite(rate) & np.isfinite(quality) & (rate > 0)
     if keep.sum() < 2:
         raise ValueError(f"{results['name']}: BD needs at least 2 points, got {int(keep.sum())}")
     order = np.argsort(rate[keep])
-    return np.log(rate[keep][order]), quality[keep][order]
+    return rate[keep][order], quality[keep][order]
 
 
-def bd_rate(anchor: dict, test: dict, metric: str = "psnr-rgb") -> float:
+def _bd(anchor: dict, test: dict, metric: str, method: str, delta) -> float:
+    import warnings
+
+    import bjontegaard
+    if method not in BD_METHODS:
+        raise ValueError(f"unknown BD method {method!r}; known: {', '.join(BD_METHODS)}")
+    curves = [_curve(anchor, metric), _curve(test, metric)]
+    if method == "cubic" and min(len(rate) for rate, _ in curves) < 4:
+        raise ValueError("cubic BD fits 4 points per curve; use pchip for curves of 2 or 3 points")
+    with warnings.catch_warnings():  # curves that do not overlap: NaN, which the table shows
+        warnings.simplefilter("ignore")
+        value = getattr(bjontegaard, delta)(*curves[0], *curves[1], method=method, require_matching_points=False,
+                                            min_overlap=0)
+    return float(value)
+
+
+def bd_rate(anchor: dict, test: dict, metric: str = "psnr-rgb", method: str = "pchip") -> float:
     """Average rate difference (%) of ``test`` against ``anchor`` at equal quality, over the
-    quality range both cover (negative: test needs fewer bits)."""
-    la, qa = _curve(anchor, metric)
-    lt, qt = _curve(test, metric)
-    lo, hi = max(qa.min(), qt.min()), min(qa.max(), qt.max())
-    if hi <= lo:
-        return math.nan
-    return (math.exp(_fit_integral(qt, lt, lo, hi) - _fit_integral(qa, la, lo, hi)) - 1) * 100
+    quality range both cover (negative: test needs fewer bits); NaN when they do not overlap.
+    ``method``: "pchip" (default, as the JVET common test conditions), "akima", or "cubic"
+    (Bjøntegaard's original polynomial, 4 points or more)."""
+    return _bd(anchor, test, metric, method, "bd_rate")
 
 
-def bd_quality(anchor: dict, test: dict, metric: str = "psnr-rgb") -> float:
+def bd_quality(anchor: dict, test: dict, metric: str = "psnr-rgb", method: str = "pchip") -> float:
     """Average quality difference (dB) of ``test`` against ``anchor`` at equal rate, over the
-    rate range both cover (BD-PSNR for metric="psnr-rgb")."""
-    la, qa = _curve(anchor, metric)
-    lt, qt = _curve(test, metric)
-    lo, hi = max(la.min(), lt.min()), min(la.max(), lt.max())
-    if hi <= lo:
-        return math.nan
-    return _fit_integral(lt, qt, lo, hi) - _fit_integral(la, qa, lo, hi)
+    rate range both cover (BD-PSNR for metric="psnr-rgb"); ``method`` as :func:`bd_rate`."""
+    return _bd(anchor, test, metric, method, "bd_psnr")
 
 
-def bd_table(results: list[dict], metric: str = "psnr-rgb") -> str:
+def bd_table(results: list[dict], metric: str = "psnr-rgb", method: str = "pchip") -> str:
     """A text table of every curve against the first."""
     anchor = results[0]
     unit = "BD-PSNR dB" if metric == "psnr-rgb" else "BD-MS-SSIM dB"
-    lines = [f"anchor: {anchor['name']}", f"{'curve':<36}{'BD-rate %':>12}{unit:>16}"]
+    lines = [f"anchor: {anchor['name']} ({method} interpolation)", f"{'curve':<36}{'BD-rate %':>12}{unit:>16}"]
     for r in results[1:]:
         try:
-            rate, quality = f"{bd_rate(anchor, r, metric):.2f}", f"{bd_quality(anchor, r, metric):.3f}"
+            rate = f"{bd_rate(anchor, r, metric, method):.2f}"
+            quality = f"{bd_quality(anchor, r, metric, method):.3f}"
         except ValueError as exc:  # too few points: say so in the row, keep the others
             rate, quality = "n/a", str(exc).split(": ", 1)[-1]
         lines.append(f"{r['name']:<36}{rate:>12}{quality:>16}")

@@ -148,17 +148,10 @@ def build_scale_rows(scales=None, *, family: str = "gaussian", precision: int = 
         scales = as_float32(scales, "scales").ravel()
     if device == "cpu":
         return _core.build_scale_rows(family, scales, int(precision), float(tail_mass))
-    import torch  # the GPU path runs on torch's current stream of that device
+    from ransform.kernels import build_scale_rows_on_gpu  # torch loads on this path only
 
-    from ransform import fused
-
-    if fused.backend() != "cuda":
-        raise RuntimeError("building tables on the GPU needs ransform._cuda and a CUDA GPU "
-                           f"(ransform.backend() is {fused.backend()!r})")
-    with torch.cuda.device(torch.device(device)):
-        return fused._cuda.build_scale_rows(family, _core.default_scales() if scales is None else scales,
-                                            int(precision), float(tail_mass),
-                                            torch.cuda.current_stream().cuda_stream)
+    return build_scale_rows_on_gpu(family, _core.default_scales() if scales is None else scales, int(precision),
+                                   float(tail_mass), device)
 
 
 def GaussianTable(scales=None, *, precision: int = DEFAULT_PRECISION, tail_mass: float = DEFAULT_TAIL_MASS,

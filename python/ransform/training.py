@@ -11,18 +11,19 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
+from tqdm import tqdm
 
 from ransform import imagefile, models
 from ransform.files import load_checkpoint, save_atomic
-from ransform.losses import RateDistortionLoss, lambda_for
-from ransform.progress import Progress
+from ransform.losses import RateDistortionLoss, lambda_for, psnr
+from ransform.train_config import TrainConfig
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
 
@@ -82,34 +83,6 @@ class RandomCrops(Dataset):
         return crop.contiguous()
 
 
-@dataclass
-class TrainConfig:
-    model: str
-    quality: int
-    data: str
-    out: str
-    metric: str = "mse"
-    lmbda: float | None = None          # default: the quality's lambda
-    sizes: dict = field(default_factory=dict)  # e.g. {"N": 64, "M": 96}: smaller than the zoo's
-    epochs: int = 100
-    batch_size: int = 8
-    patch: int = 256
-    crops_per_image: int = 4
-    lr: float = 1e-4
-    aux_lr: float = 1e-3
-    clip: float = 1.0
-    patience: int = 10                   # epochs without validation gain before the LR halves
-    min_lr: float = 1e-6
-    val_fraction: float = 0.1            # every 1/val_fraction-th image is held out
-    device: str = "cpu"
-    threads: int = 0                     # torch CPU threads (0: torch's default)
-    seed: int = 0
-    workers: int = 0
-    init: str | None = None              # start from these weights (e.g. another quality's run)
-    max_minutes: float = 0.0             # stop (with a checkpoint) after this long; 0: no limit
-    portable: bool = False               # fine-tune through portable entropy parameters, convert each epoch
-
-
 def _distributed() -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
@@ -139,17 +112,43 @@ def _split(files, fraction):
     return train, val or files[:1]
 
 
-def train(cfg: TrainConfig, log=print) -> Path:
-    """Trains (or resumes) into ``cfg.out``; returns the path of the best checkpoint."""
-    rank, world = _distributed()
-    device = torch.device(cfg.device if cfg.device != "cuda" or world == 1 else f"cuda:{rank % torch.cuda.device_count()}")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed + rank)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    lmbda = cfg.lmbda if cfg.lmbda is not None else lambda_for(cfg.quality, cfg.metric)
+@dataclass
+class _Optimizers:
+    """Adam on the model's parameters, Adam on the entropy bottleneck's quantiles (trained by
+    the aux loss alone), and the plateau schedule of the first."""
+    main_params: list
+    aux_params: list
+    main: torch.optim.Optimizer
+    aux: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau
 
+    @classmethod
+    def of(cls, net, cfg: TrainConfig) -> _Optimizers:
+        main_params, aux_params = parameter_groups(net)
+        main = torch.optim.Adam(main_params, lr=cfg.lr)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(main, factor=0.5, patience=cfg.patience,
+                                                               min_lr=cfg.min_lr)
+        return cls(main_params, aux_params, main, torch.optim.Adam(aux_params, lr=cfg.aux_lr), scheduler)
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.main.state_dict(), "aux_optimizer": self.aux.state_dict(),
+                "lr_scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.main.load_state_dict(state["optimizer"])
+        self.aux.load_state_dict(state["aux_optimizer"])
+        self.scheduler.load_state_dict(state["lr_scheduler"])
+
+
+def _device(cfg: TrainConfig, rank: int, world: int) -> torch.device:
+    """The configured device; under torchrun with CUDA, one GPU per process."""
+    if cfg.device == "cuda" and world > 1:
+        return torch.device(f"cuda:{rank % torch.cuda.device_count()}")
+    return torch.device(cfg.device)
+
+
+def _loaders(cfg: TrainConfig, rank: int, world: int):
+    """(training crops, validation crops, the sampler under torchrun or None, the loader)."""
     train_files, val_files = _split(image_files(cfg.data), cfg.val_fraction)
     # One seed on every rank: the DistributedSampler hands each rank other items, and item i's
     # crop is then the same whatever the number of processes.
@@ -160,32 +159,75 @@ def train(cfg: TrainConfig, log=print) -> Path:
                         num_workers=cfg.workers)
     if len(loader) == 0:
         raise ValueError(f"{len(train_set)} training crops make no batch of {cfg.batch_size}")
+    return train_set, val_set, sampler, loader
 
-    net = build_model(cfg).to(device)
-    criterion = RateDistortionLoss(lmbda, metric=cfg.metric)
-    main_params, aux_params = parameter_groups(net)
-    optimizer = torch.optim.Adam(main_params, lr=cfg.lr)
-    aux_optimizer = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=cfg.patience,
-                                                           min_lr=cfg.min_lr)
-    start_epoch, best = 0, math.inf
-    last_path, best_path = out / "checkpoint.pth.tar", out / "best.pth.tar"
+
+def _start(cfg: TrainConfig, net, optimizers: _Optimizers, last_path: Path, device, log) -> tuple[int, float]:
+    """(first epoch, best validation loss so far): resumed from the run's last checkpoint when
+    there is one, else from ``cfg.init``'s weights when given, else from scratch."""
     if last_path.exists():
         state = load_checkpoint(last_path, map_location=device)
         net.load_state_dict(state["state_dict"])
-        optimizer.load_state_dict(state["optimizer"])
-        aux_optimizer.load_state_dict(state["aux_optimizer"])
-        scheduler.load_state_dict(state["lr_scheduler"])
-        start_epoch, best = state["epoch"] + 1, state["best_loss"]
-        if rank == 0:
-            log(f"resumed from {last_path} at epoch {start_epoch}")
-    elif cfg.init:
+        optimizers.load_state_dict(state)
+        log(f"resumed from {last_path} at epoch {state['epoch'] + 1}")
+        return state["epoch"] + 1, state["best_loss"]
+    if cfg.init:
         net.load_state_dict(load_checkpoint(cfg.init, map_location=device))
-        if rank == 0:
-            log(f"weights initialised from {cfg.init}")
+        log(f"weights initialised from {cfg.init}")
+    return 0, math.inf
+
+
+def _train_epoch(model, net, criterion, optimizers: _Optimizers, batches, device, cfg: TrainConfig, world: int) -> None:
+    """One pass over the batches (a tqdm bar over the loader): the rate-distortion step, then
+    the aux step on the quantiles."""
+    for x in batches:
+        x = x.to(device)
+        optimizers.main.zero_grad()
+        optimizers.aux.zero_grad()
+        result = criterion(model(x), x)
+        result["loss"].backward()
+        if cfg.clip > 0:
+            torch.nn.utils.clip_grad_norm_(optimizers.main_params, cfg.clip)
+        optimizers.main.step()
+        aux = net.aux_loss()
+        aux.backward()
+        if world > 1:  # the aux loss is outside DDP's forward: average its gradients by hand
+            for p in optimizers.aux_params:
+                dist.all_reduce(p.grad)
+                p.grad /= world
+        optimizers.aux.step()
+        batches.set_postfix(loss=result["loss"].item(), bpp=result["bpp_loss"].item(), aux=aux.item(), refresh=False)
+
+
+def _out_of_time(deadline: float, device, world: int) -> bool:
+    """Rank 0's clock decides, so every rank leaves after the same epoch."""
+    stop = torch.tensor([time.monotonic() >= deadline], dtype=torch.int32, device=device)  # nccl: on the GPU
+    if world > 1:
+        dist.broadcast(stop, 0)
+    return bool(stop.item())
+
+
+def train(cfg: TrainConfig, log=print) -> Path:
+    """Trains (or resumes) into ``cfg.out``; returns the path of the best checkpoint."""
+    rank, world = _distributed()
+    log = log if rank == 0 else (lambda *_: None)  # one process speaks
+    device = _device(cfg, rank, world)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed + rank)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    last_path, best_path = out / "checkpoint.pth.tar", out / "best.pth.tar"
+    lmbda = cfg.lmbda if cfg.lmbda is not None else lambda_for(cfg.quality, cfg.metric)
+    train_set, val_set, sampler, loader = _loaders(cfg, rank, world)
+
+    net = build_model(cfg).to(device)
+    criterion = RateDistortionLoss(lmbda, metric=cfg.metric)
+    optimizers = _Optimizers.of(net, cfg)
+    start_epoch, best = _start(cfg, net, optimizers, last_path, device, log)
     if world > 1:
         # The quantiles learn only from the aux loss, outside DDP's forward: DDP must not
-        # track them (their gradients are averaged by hand below).
+        # track them (their gradients are averaged by hand in _train_epoch).
         ignored = [n for n, _ in net.named_parameters() if n.endswith("quantiles")]
         torch.nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(net, ignored)
     # Portable networks (asked for, or loaded with the weights) are calibrated on a few training
@@ -196,10 +238,9 @@ def train(cfg: TrainConfig, log=print) -> Path:
         net.make_portable(calibration)
         net.portable_finetune = cfg.portable
     model = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
-    if rank == 0:
-        log(f"{cfg.model} q{cfg.quality} "
-            f"lambda={lmbda:g} ({cfg.metric}); {len(train_files)} training images x {cfg.crops_per_image} crops of "
-            f"{cfg.patch}px, {len(val_files)} validation images; {world} process(es) on {device}")
+    log(f"{cfg.model} q{cfg.quality} lambda={lmbda:g} ({cfg.metric}); {len(train_set.images)} training images x "
+        f"{cfg.crops_per_image} crops of {cfg.patch}px, {len(val_set.images)} validation images; {world} "
+        f"process(es) on {device}")
 
     deadline = time.monotonic() + 60 * cfg.max_minutes if cfg.max_minutes > 0 else math.inf
     for epoch in range(start_epoch, cfg.epochs):
@@ -207,47 +248,24 @@ def train(cfg: TrainConfig, log=print) -> Path:
         if sampler is not None:
             sampler.set_epoch(epoch)
         model.train()
-        bar = Progress(len(loader), f"epoch {epoch}", enabled=rank == 0)
-        for x in loader:
-            x = x.to(device)
-            optimizer.zero_grad()
-            aux_optimizer.zero_grad()
-            result = criterion(model(x), x)
-            result["loss"].backward()
-            if cfg.clip > 0:
-                torch.nn.utils.clip_grad_norm_(main_params, cfg.clip)
-            optimizer.step()
-            aux = net.aux_loss()
-            aux.backward()
-            if world > 1:  # the aux loss is outside DDP's forward: average its gradients by hand
-                for p in aux_params:
-                    dist.all_reduce(p.grad)
-                    p.grad /= world
-            aux_optimizer.step()
-            bar.update(loss=result["loss"].item(), bpp=result["bpp_loss"].item(), aux=aux.item())
-        bar.close()
+        with tqdm(loader, desc=f"epoch {epoch}", disable=rank != 0) as bar:
+            _train_epoch(model, net, criterion, optimizers, bar, device, cfg, world)
         if portable:
             net.make_portable(calibration)
         val = evaluate_loss(net, criterion, val_set, device)
-        scheduler.step(val["loss"])
+        optimizers.scheduler.step(val["loss"])
+        log(f"epoch {epoch}: val loss {val['loss']:.4f} bpp {val['bpp']:.4f} psnr {val['psnr']:.2f} dB "
+            f"lr {optimizers.main.param_groups[0]['lr']:g}")
         if rank == 0:
-            lr = optimizer.param_groups[0]["lr"]
-            log(f"epoch {epoch}: val loss {val['loss']:.4f} bpp {val['bpp']:.4f} psnr {val['psnr']:.2f} dB lr {lr:g}")
-            state = {"epoch": epoch, "state_dict": net.state_dict(), "optimizer": optimizer.state_dict(),
-                     "aux_optimizer": aux_optimizer.state_dict(), "lr_scheduler": scheduler.state_dict(),
+            state = {"epoch": epoch, "state_dict": net.state_dict(), **optimizers.state_dict(),
                      "best_loss": min(best, val["loss"]), "config": asdict(cfg), "model": cfg.model,
                      "quality": cfg.quality}
             save_atomic(state, last_path)  # a kill leaves the previous checkpoint, never half of one
             if val["loss"] < best:
                 save_atomic(state, best_path)
         best = min(best, val["loss"])
-        stop = torch.tensor([time.monotonic() >= deadline], dtype=torch.int32, device=device)  # nccl: on the GPU
-        if world > 1:  # rank 0's clock decides, so every rank leaves after the same epoch
-            dist.broadcast(stop, 0)
-        if stop.item() and epoch + 1 < cfg.epochs:
-            if rank == 0:
-                log(f"stopping after {cfg.max_minutes:g} minutes; rerun the same command to resume at epoch "
-                    f"{epoch + 1}")
+        if _out_of_time(deadline, device, world) and epoch + 1 < cfg.epochs:
+            log(f"stopping after {cfg.max_minutes:g} minutes; rerun the same command to resume at epoch {epoch + 1}")
             break
     if world > 1:
         dist.barrier()
@@ -266,7 +284,6 @@ def evaluate_loss(net, criterion, dataset, device) -> dict:
         r = criterion(out, x)
         totals["loss"] += r["loss"].item()
         totals["bpp"] += r["bpp_loss"].item()
-        mse = torch.mean((out["x_hat"].clamp(0, 1) - x) ** 2).item()
-        totals["psnr"] += 10 * math.log10(1 / max(mse, 1e-12))
+        totals["psnr"] += psnr(out["x_hat"].clamp(0, 1), x).item()
     net.train(was_training)
     return {k: v / len(dataset) for k, v in totals.items()}

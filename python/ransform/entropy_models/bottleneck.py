@@ -11,8 +11,7 @@ from torch import nn
 
 from ransform.coder import check_symbols, decode, encode
 from ransform.entropy_models.base import EntropyModel, as_host_array
-from ransform.fused import backend
-from ransform.fused_bottleneck import bottleneck_likelihood
+from ransform.kernels import backend, bottleneck_likelihood
 from ransform.tables import CategoricalTable
 
 

@@ -7,7 +7,7 @@ import torch
 
 from ransform.coder import check_symbols, decode, encode
 from ransform.entropy_models.base import EntropyModel, as_host_array
-from ransform.fused import FAMILIES, backend, conditional_likelihood, scale_index, upper_tail
+from ransform.kernels import backend, conditional_likelihood, scale_index, upper_tail
 from ransform.ops import lower_bound
 from ransform.tables import ScaleTable, default_scales
 
@@ -51,8 +51,7 @@ class GaussianConditional(EntropyModel):
         """P(v - 1/2 < X <= v + 1/2), without the likelihood bound."""
         centred = torch.abs(values if means is None else values - means)
         s = lower_bound(scales, self.scale_bound)
-        family = FAMILIES[self.family]
-        return upper_tail(family, (centred - 0.5) / s) - upper_tail(family, (centred + 0.5) / s)
+        return upper_tail(self.family, (centred - 0.5) / s) - upper_tail(self.family, (centred + 0.5) / s)
 
     def forward(self, x: torch.Tensor, scales: torch.Tensor, means: torch.Tensor | None = None,
                 training: bool | None = None):

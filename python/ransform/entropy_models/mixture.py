@@ -1,15 +1,15 @@
 """Mixture entropy models: each element has K weighted components (Cheng et al. 2020's
-Gaussian mixture), coded with one quantized row per element (:mod:`ransform.mixture`)."""
+Gaussian mixture), coded with one quantized row per element
+(:func:`ransform.kernels.mixture_rows`)."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from ransform import StreamError
+from ransform import StreamError, varint
 from ransform.coder import decode, encode
 from ransform.entropy_models.base import EntropyModel, as_host_array
-from ransform.fused import conditional_likelihood
-from ransform.mixture import mixture_rows
+from ransform.kernels import conditional_likelihood, mixture_rows
 from ransform.tables import CategoricalTable
 
 
@@ -119,17 +119,12 @@ class GaussianMixtureConditional(EntropyModel):
 
 
 # --- one string from several streams -----------------------------------------------------------
-# Every stream but the last is preceded by its length in bytes as a LEB128 varint (7 bits per
-# byte, low first, high bit = more); the last takes the rest. One stream costs nothing extra.
+# Every stream but the last is preceded by its length in bytes as a varint (FORMAT.md §2); the
+# last takes the rest. One stream costs nothing extra.
 def join_streams(parts: list[bytes]) -> bytes:
     out = bytearray()
     for part in parts[:-1]:
-        n = len(part)
-        while n >= 0x80:
-            out.append(0x80 | (n & 0x7F))
-            n >>= 7
-        out.append(n)
-        out += part
+        out += varint.encode(len(part)) + part
     return bytes(out + (parts[-1] if parts else b""))
 
 
@@ -138,19 +133,12 @@ def split_streams(data: bytes, count: int) -> list[bytes]:
     data = bytes(data)
     parts, at = [], 0
     for _ in range(count - 1):
-        n, shift = 0, 0
-        while True:
-            if at >= len(data) or shift > 35:
-                raise StreamError("mixture stream is truncated or corrupted (slice length)")
-            byte = data[at]
-            at += 1
-            n |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                break
+        try:
+            n, at = varint.decode(data, at)
+        except varint.VarintError as exc:
+            raise StreamError(f"mixture stream is truncated or corrupted (slice length: {exc})") from None
         if at + n > len(data):
             raise StreamError("mixture stream is truncated (slice data)")
         parts.append(data[at:at + n])
         at += n
     return parts + [data[at:]] if count > 0 else []
-

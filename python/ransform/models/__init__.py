@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from ransform.compat import convert_state_dict
-from ransform.models.autoregressive import Cheng2020Anchor, CheckerboardContext, JointAutoregressiveHierarchicalPriors
+from ransform.models.autoregressive import CheckerboardContext, Cheng2020Anchor, JointAutoregressiveHierarchicalPriors
 from ransform.models.base import CompressionModel
 from ransform.models.factorized import FactorizedPrior, FactorizedPriorReLU
 from ransform.models.hyperprior import MeanScaleHyperprior, ScaleHyperprior
@@ -91,6 +91,6 @@ def _loads(name: str, state) -> bool:
         return False
 
 
-__all__ = ["CheckerboardContext", "Cheng2020Anchor", "CompressionModel", "JointAutoregressiveHierarchicalPriors", "FactorizedPrior", "FactorizedPriorReLU", "MODELS", "MeanScaleHyperprior",
-           "QUALITIES", "ScaleHyperprior", "from_state_dict", "get_model", "model_names", "sizes",
-           "sizes_from_name"]
+__all__ = ["CheckerboardContext", "Cheng2020Anchor", "CompressionModel", "FactorizedPrior", "FactorizedPriorReLU",
+           "JointAutoregressiveHierarchicalPriors", "MODELS", "MeanScaleHyperprior", "QUALITIES", "ScaleHyperprior",
+           "from_state_dict", "get_model", "model_names", "sizes", "sizes_from_name"]

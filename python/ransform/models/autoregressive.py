@@ -24,8 +24,17 @@ from torch import nn
 
 from ransform.coder import Decoder, encode
 from ransform.entropy_models.base import as_host_array
-from ransform.layers import (GDN, MaskedConv2d, ResidualBlock, ResidualBlockUpsample, ResidualBlockWithStride,
-                             conv, conv3x3, deconv, subpel_conv3x3)
+from ransform.layers import (
+    GDN,
+    MaskedConv2d,
+    ResidualBlock,
+    ResidualBlockUpsample,
+    ResidualBlockWithStride,
+    conv,
+    conv3x3,
+    deconv,
+    subpel_conv3x3,
+)
 from ransform.models.base import native_threads, per_image, straight_through
 from ransform.models.hyperprior import MeanScaleHyperprior
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ransform.portable.ops import ACTIVATION_LIMIT, conv_cuda, conv_native, conv_reference
+from ransform.kernels import conv_cuda
+from ransform.portable.ops import ACTIVATION_LIMIT, conv_native, conv_reference
 
 BACKENDS = ("auto", "native", "reference", "cuda")
 KERNELS = ("auto", "scalar", "sse2", "avx2", "avx512")

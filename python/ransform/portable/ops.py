@@ -1,6 +1,7 @@
 """The integer convolution of the portable networks (docs/FORMAT.md section 11), twice: the
 native one (``ransform._core.int_conv2d``, C++, threaded) and a PyTorch reference that runs on
-any device. Both give the same bits by construction:
+any device (the CUDA kernel is :func:`ransform.kernels.conv_cuda`). Both give the same bits by
+construction:
 
 - int16 activations and weights in [-32767, 32767]; the reference multiplies and sums them
   as float64, where every product (< 2^30) and every partial sum (< 2^53 for fewer than 2^23
@@ -91,27 +92,3 @@ def conv_native(x: torch.Tensor, weight: torch.Tensor, bias, m_pos, m_neg, shift
                            threads=threads, kernel=kernel)
     return torch.from_numpy(out)
 
-
-def conv_cuda(x: torch.Tensor, weight: torch.Tensor, bias, m_pos, m_neg, shift, *, stride: int = 1,
-              padding: int = 0, output_padding: int = 0, transposed: bool = False,
-              out_bits: int = 16) -> torch.Tensor:
-    """Same as :func:`conv_reference`, as one CUDA kernel (``ransform._cuda``, CUDA tensors)."""
-    from ransform.fused import _cuda, backend
-    if backend() != "cuda" or not x.is_cuda:
-        raise ValueError("the cuda integer backend needs ransform._cuda, a GPU and CUDA tensors")
-    dev = x.device
-    x = x.to(torch.int16).contiguous()
-    w = weight.to(dev, torch.int16).contiguous()
-    per_channel = [t.to(dev, torch.int32).contiguous() for t in (bias, m_pos, m_neg, shift)]
-    k = w.shape[-1]
-    cin, h, wd = x.shape
-    cout = w.shape[1] if transposed else w.shape[0]
-    if transposed:
-        size = ((h - 1) * stride - 2 * padding + k + output_padding, (wd - 1) * stride - 2 * padding + k + output_padding)
-    else:
-        size = ((h + 2 * padding - k) // stride + 1, (wd + 2 * padding - k) // stride + 1)
-    out = torch.empty(cout, *size, dtype=torch.int16 if out_bits == 16 else torch.int32, device=dev)
-    _cuda.int_conv2d(x.data_ptr(), w.data_ptr(), *(t.data_ptr() for t in per_channel), cin, h, wd, cout, k, stride,
-                     padding, output_padding, transposed, out_bits, out.data_ptr(),
-                     torch.cuda.current_stream(dev).cuda_stream)
-    return out

@@ -25,7 +25,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from ransform.fused import _cuda, _cuda_ready, _flat32, backend, density
+from ransform.kernels.backend import backend, cuda_kernels, float32, on_gpu, stream
+from ransform.kernels.families import density
 
 
 # --- packing -----------------------------------------------------------------------------------
@@ -43,7 +44,7 @@ def natural_shape(matrices: Sequence[torch.Tensor]) -> tuple[int, int]:
 @functools.lru_cache(maxsize=None)
 def _kernel_shape(width: int, hidden: int) -> tuple[int, int] | None:
     """The cheapest compiled kernel shape that holds (width, hidden), or None."""
-    fits = [(w, h) for w, h in _cuda.bottleneck_shapes() if w >= width and h >= hidden]
+    fits = [(w, h) for w, h in cuda_kernels.bottleneck_shapes() if w >= width and h >= hidden]
     return min(fits, key=lambda s: s[0] * s[0] * s[1]) if fits else None
 
 
@@ -112,7 +113,7 @@ def _interval(lower, upper):
     d = torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower)
     slope = torch.sign(d) * sign  # |.| has no slope at 0
     # sigmoid' from the logistic density: exact in both tails, unlike p (1 - p).
-    return torch.abs(d), -slope * density(2, lower), slope * density(2, upper)
+    return torch.abs(d), -slope * density("logistic", lower), slope * density("logistic", upper)
 
 
 def _evaluate(values, layers):
@@ -150,7 +151,7 @@ def _reference_backward(values, params, width, hidden, likelihood_bound, grad):
 
 # --- the autograd function -----------------------------------------------------------------------
 def _kernel_ready(values, params, width, hidden) -> bool:
-    return _cuda_ready(values, params) and _kernel_shape(width, hidden) == (width, hidden)
+    return on_gpu(values, params) and _kernel_shape(width, hidden) == (width, hidden)
 
 
 def _launch_args(v, p, width, hidden, likelihood_bound):
@@ -174,10 +175,10 @@ class BottleneckLikelihood(torch.autograd.Function):
         ctx.shape, ctx.likelihood_bound = (width, hidden), likelihood_bound
         ctx.save_for_backward(values, params)
         if _kernel_ready(values, params, width, hidden):
-            v, p = _flat32(values), _flat32(params)
+            v, p = float32(values), float32(params)
             out = torch.empty_like(v)
-            _cuda.bottleneck_likelihood_forward(*_launch_args(v, p, width, hidden, likelihood_bound),
-                                                out.data_ptr(), 0, torch.cuda.current_stream().cuda_stream)
+            cuda_kernels.bottleneck_likelihood_forward(*_launch_args(v, p, width, hidden, likelihood_bound),
+                                                       out.data_ptr(), 0, stream())
             return out.to(values.dtype) if values.dtype == torch.float64 else out
         dtype = _compute_dtype(values, params)
         return _reference_forward(values.to(dtype), params.to(dtype), width, hidden, likelihood_bound)
@@ -187,13 +188,12 @@ class BottleneckLikelihood(torch.autograd.Function):
         values, params = ctx.saved_tensors
         width, hidden = ctx.shape
         if _kernel_ready(values, params, width, hidden):
-            v, p, g = _flat32(values), _flat32(params), _flat32(grad)
+            v, p, g = float32(values), float32(params), float32(grad)
             g_v = torch.empty_like(v) if ctx.needs_input_grad[0] else None
             g_p = torch.empty_like(p) if ctx.needs_input_grad[1] else None
-            _cuda.bottleneck_likelihood_backward(*_launch_args(v, p, width, hidden, ctx.likelihood_bound),
-                                                 g.data_ptr(), 0 if g_v is None else g_v.data_ptr(),
-                                                 0 if g_p is None else g_p.data_ptr(),
-                                                 torch.cuda.current_stream().cuda_stream)
+            cuda_kernels.bottleneck_likelihood_backward(*_launch_args(v, p, width, hidden, ctx.likelihood_bound),
+                                                        g.data_ptr(), 0 if g_v is None else g_v.data_ptr(),
+                                                        0 if g_p is None else g_p.data_ptr(), stream())
         else:
             dtype = _compute_dtype(values, params)
             g_v, g_p = _reference_backward(values.to(dtype), params.to(dtype), width, hidden, ctx.likelihood_bound,
@@ -253,8 +253,8 @@ def bottleneck_bits(values_ck: torch.Tensor, matrices: Sequence[torch.Tensor], b
     values = values_ck[:, 0, :]
     if not _kernel_ready(values, params, width, hidden):
         return -torch.log2(BottleneckLikelihood.apply(values, params, width, hidden, float(likelihood_bound)))[:, None]
-    v, p = _flat32(values), _flat32(params)
+    v, p = float32(values), float32(params)
     bits = torch.empty_like(v)
-    _cuda.bottleneck_likelihood_forward(*_launch_args(v, p, width, hidden, float(likelihood_bound)), 0,
-                                        bits.data_ptr(), torch.cuda.current_stream().cuda_stream)
+    cuda_kernels.bottleneck_likelihood_forward(*_launch_args(v, p, width, hidden, float(likelihood_bound)), 0,
+                                               bits.data_ptr(), stream())
     return bits[:, None, :]
