@@ -73,7 +73,7 @@ class Header:
         return (self.lanes + 3) // 4
 
 
-def _varint(data: bytes, pos: int):
+def read_varint(data: bytes, pos: int):
     value, shift = 0, 0
     while True:
         b = data[pos]
@@ -90,15 +90,15 @@ def parse_header(data: bytes) -> Header:
     varint chunks - 1, then a varint length for every chunk but the last."""
     b0 = data[0]
     h = Header(version=b0 >> 5, precision=12 + ((b0 >> 2) & 7), lanes=1 << (b0 & 3), symbols=0, chunks=0)
-    n, pos = _varint(data, 1)
+    n, pos = read_varint(data, 1)
     h.symbols = n
     if n == 0:
         h.header_len = pos
         return h
-    cm1, pos = _varint(data, pos)
+    cm1, pos = read_varint(data, pos)
     h.chunks = cm1 + 1
     for _ in range(cm1):
-        length, pos = _varint(data, pos)
+        length, pos = read_varint(data, pos)
         h.chunk_lengths.append(length)
     h.header_len = pos
     h.chunk_lengths.append(len(data) - pos - sum(h.chunk_lengths))
@@ -446,3 +446,17 @@ def write_images(root, count: int, height: int, width: int) -> None:
     for i in range(count):
         im = (np.sin(xx / (5 + i)) * np.cos(yy / 8) * 95 + 128)[..., None] + rng.normal(0, 7, (height, width, 3))
         Image.fromarray(np.clip(im, 0, 255).astype(np.uint8)).save(root / f"im{i}.png")
+
+
+def decode_latent(model, data):
+    """(the latent handed to g_s, x_hat) of decoding a file with ``codec.decompress``: the
+    latent is exact on every machine, g_s's output is float (tests compare each accordingly)."""
+    from ransform import codec
+
+    seen = {}
+    handle = model.net.g_s.register_forward_pre_hook(lambda module, args: seen.setdefault("y", args[0].clone()))
+    try:
+        x_hat = codec.decompress(model, data)
+    finally:
+        handle.remove()
+    return seen["y"], x_hat

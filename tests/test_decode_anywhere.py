@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("PIL")
 pytestmark = pytest.mark.filterwarnings("ignore:TF32 acceleration")
 
-from conftest import KODAK_IMAGES  # noqa: E402
+from conftest import KODAK_IMAGES, decode_latent  # noqa: E402
 from ransform import codec, zoo  # noqa: E402
 from ransform.container import unpack  # noqa: E402
 from ransform.portable import set_backend  # noqa: E402
@@ -43,17 +43,6 @@ def decoder_setting(name):
 # the integer kernels other than the one this CPU picks by default stand in for other CPUs
 SETTINGS = ["1 thread", "oneDNN off", "PyTorch reference"] + [
     f"{k.upper() if k != 'scalar' else k} kernels" for k in native_kernels()]
-
-
-def decode_latent(model, data):
-    """(y_hat given to g_s, x_hat) of decoding a file."""
-    seen = {}
-    handle = model.net.g_s.register_forward_pre_hook(lambda m, args: seen.setdefault("y", args[0].clone()))
-    try:
-        x_hat = codec.decompress(model, data)
-    finally:
-        handle.remove()
-    return seen["y"], x_hat
 
 
 def assert_pixels_close(a, b, label):

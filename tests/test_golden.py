@@ -38,7 +38,7 @@ import sys
 import numpy as np
 import pytest
 import ransform
-from conftest import parse_header
+from conftest import decode_latent, parse_header, read_varint
 
 GOLDEN = pathlib.Path(__file__).parent / "golden"
 PHOTO = pathlib.Path(ransform.__file__).parent / "data" / "coffee.png"
@@ -211,14 +211,7 @@ def read_framing(data: bytes, count: int) -> list[bytes]:
     every slice but the last preceded by its byte length as a varint; the last takes the rest."""
     parts, at = [], 0
     for _ in range(count - 1):
-        n, shift = 0, 0
-        while True:
-            byte = data[at]
-            at += 1
-            n |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                break
+        n, at = read_varint(data, at)  # the tests' own reading of §2, independent of ransform's
         parts.append(data[at:at + n])
         at += n
     return parts + [data[at:]]
@@ -271,17 +264,11 @@ PSNR_TOLERANCE = 0.002  # g_s drift (a few pixels by one level) moves it by ~1e-
 
 
 def decode_with_latent(model, data):
-    """(latent given to g_s, x_hat) of decoding a file with ``codec.decompress``."""
+    """(latent given to g_s as contiguous float32, x_hat) of decoding a file."""
     import torch
-    from ransform import codec
 
-    seen = {}
-    handle = model.net.g_s.register_forward_pre_hook(lambda mod, args: seen.setdefault("y", args[0].clone()))
-    try:
-        x_hat = codec.decompress(model, data)
-    finally:
-        handle.remove()
-    return seen["y"].to(torch.float32).contiguous(), x_hat
+    latent, x_hat = decode_latent(model, data)
+    return latent.to(torch.float32).contiguous(), x_hat
 
 
 def psnr_uint8(a, b) -> float:

@@ -34,6 +34,7 @@
 #include "core/detmath.hpp"
 #include "core/error.hpp"
 #include "core/families.hpp"
+#include "core/parallel.hpp"
 #include "core/quantize.hpp"
 #include "core/scale_rows.hpp"
 #include "core/symbol_tables.hpp"
@@ -221,5 +222,20 @@ class ScaleTable {
   std::vector<int32_t> lut_;      // lut[k] = number of thresholds <= lo + k 2^shift
   uint32_t lo_ = 0, hi_ = 0, shift_ = 0;
 };
+
+// ScaleTable::index over many scales on `threads` threads (blocks of 2^20; each block's rows do
+// not depend on who computed them). Returns the first position holding an invalid scale (NaN,
+// negative or infinite), or n when all are valid.
+inline size_t index_scales(const ScaleTable& t, const float* in, int32_t* out, size_t n, int threads) {
+  const size_t block = size_t{1} << 20;
+  const size_t blocks = (n + block - 1) / block;
+  std::vector<size_t> first_bad(blocks, n);
+  parallel_for(blocks, resolve_threads(threads), [&](size_t b) {
+    const size_t begin = b * block, count = std::min(block, n - begin);
+    const size_t r = t.index(in + begin, out + begin, count);
+    if (r != count) first_bad[b] = begin + r;
+  });
+  return blocks ? *std::min_element(first_bad.begin(), first_bad.end()) : n;
+}
 
 }  // namespace ransform

@@ -3,11 +3,13 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <vector>
 
 #include "core/chunk_coder.hpp"
+#include "core/escape.hpp"
 #include "core/parallel.hpp"
 #include "core/format.hpp"
 #include "core/symbol_tables.hpp"
@@ -132,5 +134,26 @@ class StreamDecoder {
   uint64_t position_ = 0;
   bool failed_ = false;
 };
+
+// The bits the symbols cost under the quantized rows (-log2 of each frequency / 2^P, escapes
+// with their extra bits): the ideal a coder approaches, to measure its overhead.
+inline double ideal_bits(const SymbolTables& t, const int32_t* sym, const int32_t* idx, size_t n) {
+  const double total = static_cast<double>(1u << t.precision());
+  double bits = 0.0;
+  for (size_t i = 0; i < n; ++i) {
+    if (static_cast<uint32_t>(idx[i]) >= t.rows()) throw InputError(index_error(i, idx[i], t.rows()));
+    const RowInfo& row = t.row(static_cast<uint32_t>(idx[i]));
+    const uint32_t* cdf = t.cdf() + row.cdf_base;
+    const uint32_t v = static_cast<uint32_t>(sym[i]) - static_cast<uint32_t>(row.offset);
+    if (v < row.nsym) {
+      bits -= std::log2((cdf[v + 1] - cdf[v]) / total);
+    } else if (row.has_escape) {
+      bits += escape_extra_bits(row, sym[i]) - std::log2((cdf[row.nsym + 1] - cdf[row.nsym]) / total);
+    } else {
+      throw InputError("symbols[" + std::to_string(i) + "] is outside its row's range and the row has no escape");
+    }
+  }
+  return bits;
+}
 
 }  // namespace ransform

@@ -123,25 +123,6 @@ class IncrementalDecoder {
   std::mutex mutex_;
 };
 
-double ideal_bits(const SymbolTables& t, const int32_t* sym, const int32_t* idx, size_t n) {
-  const double total = static_cast<double>(1u << t.precision());
-  double bits = 0.0;
-  for (size_t i = 0; i < n; ++i) {
-    if (static_cast<uint32_t>(idx[i]) >= t.rows()) throw InputError(index_error(i, idx[i], t.rows()));
-    const RowInfo& row = t.row(static_cast<uint32_t>(idx[i]));
-    const uint32_t* cdf = t.cdf() + row.cdf_base;
-    const uint32_t v = static_cast<uint32_t>(sym[i]) - static_cast<uint32_t>(row.offset);
-    if (v < row.nsym) {
-      bits -= std::log2((cdf[v + 1] - cdf[v]) / total);
-    } else if (row.has_escape) {
-      bits += escape_extra_bits(row, sym[i]) - std::log2((cdf[row.nsym + 1] - cdf[row.nsym]) / total);
-    } else {
-      throw InputError("symbols[" + std::to_string(i) + "] is outside its row's range and the row has no escape");
-    }
-  }
-  return bits;
-}
-
 }  // namespace
 
 void bind_coder(py::module_& m) {

@@ -1,4 +1,4 @@
-// mixtures.cpp: binding of the CPU mixture-row builder (core/mixture.hpp); the GPU's is in
+// mixtures.cpp: binding of the CPU mixture-row builder (core/mixture_rows.hpp); the GPU's is in
 // cuda_tables.cpp and gives the same bits.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -7,8 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "core/mixture.hpp"
-#include "core/stream.hpp"
+#include "core/mixture_rows.hpp"
 #include "python/arrays.hpp"
 
 namespace py = pybind11;
@@ -29,41 +28,21 @@ py::tuple mixture_rows(const py::handle& w_obj, const py::handle& m_obj, const p
   const MixtureParams q =
       mixture_params(family_from_name(family), static_cast<int>(w.shape(1)), deviations, max_symbols, precision);
   py::array_t<int32_t> offsets(n), lengths(n);
-  int32_t* off = offsets.mutable_data();
-  int32_t* len = lengths.mutable_data();
-  const int64_t k = q.components;
-  const size_t block = 4096, blocks = (static_cast<size_t>(n) + block - 1) / block;
-  int64_t bad = n;
-  int32_t width = 1;
+  int64_t bad;
   {
     py::gil_scoped_release release;
-    std::vector<int64_t> first_bad(blocks, n);
-    parallel_for(blocks, resolve_threads(threads), [&](size_t b) {
-      for (int64_t i = b * block; i < std::min<int64_t>(n, (b + 1) * block); ++i)
-        if (!mixture_support(q, w.data() + i * k, mu.data() + i * k, s.data() + i * k, off + i, len + i)) {
-          first_bad[b] = i;
-          break;
-        }
-    });
-    for (int64_t i : first_bad) bad = std::min(bad, i);
-    if (bad == n)
-      for (int64_t i = 0; i < n; ++i) width = std::max(width, len[i]);
+    bad = mixture_supports(q, w.data(), mu.data(), s.data(), n, offsets.mutable_data(), lengths.mutable_data(), threads);
   }
   if (bad != n)
     throw py::value_error("mixture parameters of element " + std::to_string(bad) +
                           " are invalid (weights must be finite, >= 0 and not all 0; means finite; scales finite "
                           "and > 0)");
+  const int32_t* len = lengths.data();
+  const int32_t width = n ? std::max<int32_t>(1, *std::max_element(len, len + n)) : 1;
   py::array_t<uint32_t> freqs({n, static_cast<int64_t>(width)});
-  uint32_t* f = freqs.mutable_data();
   {
     py::gil_scoped_release release;
-    parallel_for(blocks, resolve_threads(threads), [&](size_t b) {
-      for (int64_t i = b * block; i < std::min<int64_t>(n, (b + 1) * block); ++i) {
-        uint32_t* row = f + i * width;
-        mixture_frequencies(q, w.data() + i * k, mu.data() + i * k, s.data() + i * k, off[i], len[i], row);
-        std::fill(row + len[i], row + width, 0u);
-      }
-    });
+    mixture_table(q, w.data(), mu.data(), s.data(), n, offsets.data(), len, width, freqs.mutable_data(), threads);
   }
   return py::make_tuple(freqs, offsets, lengths);
 }

@@ -157,20 +157,10 @@ void bind_tables(py::module_& m) {
              auto scales = contiguous<float>(scales_obj, "scales", "float32");
              const size_t n = static_cast<size_t>(scales.size());
              py::array_t<int32_t> out(static_cast<py::ssize_t>(n));
-             size_t bad = n;
+             size_t bad;
              {
                py::gil_scoped_release release;
-               const size_t block = size_t{1} << 20;
-               const size_t blocks = (n + block - 1) / block;
-               std::vector<size_t> first_bad(blocks, n);
-               const float* in = scales.data();
-               int32_t* o = out.mutable_data();
-               parallel_for(blocks, resolve_threads(threads), [&](size_t b) {
-                 const size_t begin = b * block, count = std::min(block, n - begin);
-                 const size_t r = t.table.index(in + begin, o + begin, count);
-                 if (r != count) first_bad[b] = begin + r;
-               });
-               for (size_t r : first_bad) bad = std::min(bad, r);
+               bad = index_scales(t.table, scales.data(), out.mutable_data(), n, threads);
              }
              if (bad != static_cast<size_t>(scales.size()))
                throw py::value_error("scales must be finite and non-negative; flat position " + std::to_string(bad) +

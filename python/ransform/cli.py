@@ -176,6 +176,10 @@ def train(args) -> int:
     return 0
 
 
+def _force_option(p, what: str = "an existing output file") -> None:
+    p.add_argument("-f", "--force", action="store_true", help=f"replace {what} (never the input)")
+
+
 def _model_args(p, checkpoint_help: str) -> None:
     p.add_argument("--model", help="registry name (shipped weights with --quality, or the kind of a CompressAI checkpoint)")
     p.add_argument("--quality", type=_positive_int, help="quality of the shipped weights")
@@ -491,7 +495,7 @@ def _add_demo(sub) -> None:
                        "model; writes the .rfm file, the reconstruction and the bit map to --output-dir.")
     p.add_argument("--image", help="another image instead of the bundled one")
     p.add_argument("--output-dir", help="where to write (default: ransform-demo, or the next free ransform-demo-N)")
-    p.add_argument("-f", "--force", action="store_true", help="replace the demo's files in --output-dir")
+    _force_option(p, "the demo's files in --output-dir")
     _model_args(p, "a checkpoint instead of the shipped model")
     p.set_defaults(run=demo)
 
@@ -512,7 +516,7 @@ def _add_compress(sub) -> None:
     p.add_argument("--float", action="store_true", help="code with the float entropy-parameter networks (as "
                    "CompressAI does; the file may not decode on another machine or thread count) instead of "
                    "the portable integer ones (the default when the model has them)")
-    p.add_argument("-f", "--force", action="store_true", help="replace an existing output file")
+    _force_option(p)
     p.set_defaults(run=compress_cmd)
 
 
@@ -523,7 +527,7 @@ def _add_decompress(sub) -> None:
     p.add_argument("-o", "--output", help="output image (default: FILE without .rfm, as .png)")
     p.add_argument("--checkpoint", help="checkpoint the file was written with (when it is not a shipped model)")
     p.add_argument("--original", help="original image: print the PSNR against it")
-    p.add_argument("-f", "--force", action="store_true", help="replace an existing output file")
+    _force_option(p)
     p.set_defaults(run=decompress_cmd)
 
 
@@ -539,7 +543,7 @@ def _add_eval(sub) -> None:
     p.add_argument("--per-image", action="store_true", help="also store every image's numbers")
     p.add_argument("-o", "--output", help="write the results JSON here")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("-f", "--force", action="store_true", help="replace an existing output file")
+    _force_option(p)
     p.set_defaults(run=eval_cmd)
 
 
@@ -550,7 +554,7 @@ def _add_bench_codecs(sub) -> None:
     p.add_argument("-o", "--output-dir", default="results", help="one JSON per codec (default: results/)")
     p.add_argument("--per-image", action="store_true")
     p.add_argument("--quiet", action="store_true")
-    p.add_argument("-f", "--force", action="store_true", help="replace an existing output file")
+    _force_option(p)
     p.set_defaults(run=bench_codecs_cmd)
 
 
@@ -562,7 +566,7 @@ def _add_plot(sub) -> None:
     p.add_argument("--bd-method", choices=["pchip", "akima", "cubic"], default="pchip",
                    help="BD interpolation: pchip (default, JVET CTC), akima, or cubic (Bjøntegaard 2001, 4+ points)")
     p.add_argument("--title")
-    p.add_argument("-f", "--force", action="store_true", help="replace an existing output file")
+    _force_option(p)
     p.set_defaults(run=plot_cmd)
 
 
@@ -574,7 +578,7 @@ def _add_bitmap(sub) -> None:
     p.add_argument("-o", "--output", default="bitmap.png")
     _model_args(p, "checkpoint file (ransform training checkpoint, or CompressAI's with --model)")
     p.add_argument("--log", action="store_true", help="logarithmic colour scale")
-    p.add_argument("-f", "--force", action="store_true", help="replace an existing output file")
+    _force_option(p)
     p.set_defaults(run=bitmap_cmd)
 
 
@@ -592,7 +596,7 @@ def _add_convert(sub) -> None:
                    "decode on every machine (docs/guide/portable.md)")
     p.add_argument("--calibration", help="folder of images to calibrate --portable on (default: the bundled photo)")
     p.add_argument("--calibration-images", type=_positive_int, default=8, help="how many of its images (default 8)")
-    p.add_argument("-f", "--force", action="store_true", help="replace an existing output file")
+    _force_option(p)
     p.set_defaults(run=convert_cmd)
 
 
