@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "core/categorical.hpp"
 #include "core/quantize.hpp"
 #include "core/scale_table.hpp"
 #include "core/stream.hpp"
@@ -24,16 +25,7 @@ void check_row(const SymbolTables& t, int64_t row) {
     throw py::index_error("row " + std::to_string(row) + " out of range for " + std::to_string(t.rows()) + " rows");
 }
 
-// Rows of a 2-D array with per-row lengths: returns length of row r after validation.
-int64_t row_length(const py::array_t<int32_t>& lengths, int64_t r, int64_t width) {
-  const int32_t len = lengths.data()[r];
-  if (len < 1 || len > width)
-    throw py::value_error("lengths[" + std::to_string(r) + "] = " + std::to_string(len) + " must be in [1, " +
-                          std::to_string(width) + "]");
-  return len;
-}
-
-std::shared_ptr<CategoricalTableHandle> categorical_from_pmfs(const py::handle& pmfs_obj, const py::handle& lengths_obj,
+std::shared_ptr<CategoricalTableHandle> pmfs_handle(const py::handle& pmfs_obj, const py::handle& lengths_obj,
                                                               const py::handle& offsets_obj,
                                                               const py::handle& tail_obj, int precision) {
   auto pmfs = contiguous<double>(pmfs_obj, "pmfs", "float64");
@@ -45,34 +37,15 @@ std::shared_ptr<CategoricalTableHandle> categorical_from_pmfs(const py::handle& 
   if (rows < 1 || width < 1) throw py::value_error("pmfs must have at least one row and one column");
   if (lengths.size() != rows || offsets.size() != rows || tails.size() != rows)
     throw py::value_error("lengths, offsets and tail_mass need one entry per pmf row");
-  SymbolTables t(precision);
-  {
-    py::gil_scoped_release release;
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t len = row_length(lengths, r, width);
-      const double tail = tails.data()[r];
-      if (!(tail >= 0.0 && tail < 1.0))
-        throw InputError("tail_mass[" + std::to_string(r) + "] must be in [0, 1)");
-      std::vector<double> p(pmfs.data() + r * width, pmfs.data() + r * width + len);
-      if (tail > 0.0) p.push_back(tail);
-      for (double v : p)
-        if (!(v >= 0.0) || v > 1e300)
-          throw InputError("pmfs row " + std::to_string(r) + " has a negative, NaN or infinite entry");
-      const size_t ntot = p.size();
-      if (ntot > (size_t{1} << precision))
-        throw InputError("pmfs row " + std::to_string(r) + " has " + std::to_string(ntot) +
-                         " symbols (with escape) but precision " + std::to_string(precision) + " allows at most " +
-                         std::to_string(1 << precision));
-      double mass = 0.0;
-      for (double v : p) mass += v;
-      if (!(mass > 0.0)) throw InputError("pmfs row " + std::to_string(r) + " has no probability mass");
-      t.add_row(offsets.data()[r], quantize_pmf(p, precision), tail > 0.0);
-    }
-  }
+  SymbolTables t = [&] {
+    py::gil_scoped_release release;  // quantizing many rows takes a while
+    return ransform::categorical_from_pmfs(pmfs.data(), rows, width, lengths.data(), offsets.data(), tails.data(),
+                                           precision);
+  }();
   return std::make_shared<CategoricalTableHandle>(std::move(t));
 }
 
-std::shared_ptr<CategoricalTableHandle> categorical_from_freqs(const py::handle& freqs_obj, const py::handle& lengths_obj,
+std::shared_ptr<CategoricalTableHandle> frequencies_handle(const py::handle& freqs_obj, const py::handle& lengths_obj,
                                                                const py::handle& offsets_obj, bool has_escape,
                                                                int precision) {
   auto freqs = contiguous<uint32_t>(freqs_obj, "frequencies", "uint32");
@@ -83,12 +56,8 @@ std::shared_ptr<CategoricalTableHandle> categorical_from_freqs(const py::handle&
   if (rows < 1 || width < 1) throw py::value_error("frequencies must have at least one row and one column");
   if (lengths.size() != rows || offsets.size() != rows)
     throw py::value_error("lengths and offsets need one entry per row");
-  SymbolTables t(precision);
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t len = row_length(lengths, r, width);
-    std::vector<uint32_t> f(freqs.data() + r * width, freqs.data() + r * width + len);
-    t.add_row(offsets.data()[r], f, has_escape);
-  }
+  SymbolTables t = categorical_from_frequencies(freqs.data(), rows, width, lengths.data(), offsets.data(),
+                                                has_escape, precision);
   return std::make_shared<CategoricalTableHandle>(std::move(t));
 }
 
@@ -190,8 +159,8 @@ void bind_tables(py::module_& m) {
   });
 
   py::class_<CategoricalTableHandle, Table, std::shared_ptr<CategoricalTableHandle>>(m, "CategoricalTable")
-      .def(py::init(&categorical_from_pmfs), py::arg("pmfs"), py::arg("lengths"), py::arg("offsets"),
+      .def(py::init(&pmfs_handle), py::arg("pmfs"), py::arg("lengths"), py::arg("offsets"),
            py::arg("tail_mass"), py::arg("precision"))
-      .def_static("from_frequencies", &categorical_from_freqs, py::arg("frequencies"), py::arg("lengths"),
+      .def_static("from_frequencies", &frequencies_handle, py::arg("frequencies"), py::arg("lengths"),
                   py::arg("offsets"), py::arg("has_escape"), py::arg("precision"));
 }
