@@ -8,6 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from ransform.coder import SymbolCountError  # noqa: E402
 from ransform.entropy_models import (  # noqa: E402
     EntropyBottleneck,
     GaussianConditional,
@@ -124,6 +125,28 @@ def test_conditional_round_trip_with_outliers(cls):
     y_hat = gc.decompress(strings, scales, means)
     assert torch.equal(y_hat, gc.quantize(y, "dequantize", means))
 
+
+
+def test_conditional_reader_decodes_in_steps_what_compress_wrote():
+    """The context models' seam: the stream is read in steps of any size, each with its own
+    scales and means, and gives what decompress gives at once; a stream announcing another
+    size is refused before anything is decoded."""
+    torch.manual_seed(2)
+    gc = GaussianConditional()
+    gc.update()
+    scales = torch.exp(torch.empty(1, 40, 6).uniform_(math.log(0.1), math.log(30)))
+    means = torch.randn(1, 40, 6) * 2
+    y = means + scales * torch.randn(1, 40, 6)
+    y[0, 5, 1] = 5e4
+    [string] = gc.compress(y, scales, means)
+    reader = gc.reader(string, 240)
+    steps = [reader.read(scales[0, a:b], means[0, a:b]) for a, b in [(0, 1), (1, 17), (17, 17), (17, 40)]]
+    assert torch.equal(torch.cat(steps), gc.decompress([string], scales, means)[0])
+    assert torch.equal(torch.cat(steps), gc.quantize(y, "dequantize", means)[0])
+    with pytest.raises(ValueError, match="same shape"):
+        gc.reader(string, 240).read(scales[0, :2], means[0, :3])
+    with pytest.raises(SymbolCountError, match="240"):
+        gc.reader(string, 241)
 
 def test_conditional_needs_update():
     gc = GaussianConditional()

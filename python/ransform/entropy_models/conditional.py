@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ransform.coder import check_symbols, decode, encode
+from ransform.coder import Decoder, check_symbols, decode, encode
 from ransform.entropy_models.base import EntropyModel, as_host_array
 from ransform.kernels import backend, conditional_likelihood, scale_index, upper_tail
 from ransform.ops import lower_bound
@@ -115,6 +115,33 @@ class GaussianConditional(EntropyModel):
             check_symbols(s, scales[0].numel())
         indexes = self.build_indexes(scales)
         symbols = np.stack([decode(s, indexes[i], self.table, threads=self.threads) for i, s in enumerate(strings)])
+        y = torch.from_numpy(symbols).to(scales.device, scales.dtype)
+        return y if means is None else y + means
+
+    def reader(self, string: bytes, count: int) -> SteppedReader:
+        """A reader that decodes one image's stream in steps, for context models, whose
+        scales and means for the next elements depend on the values decoded so far. The
+        stream must announce ``count`` symbols (checked before anything is allocated)."""
+        check_symbols(string, count)
+        return SteppedReader(self, string)
+
+
+class SteppedReader:
+    """One stream of a :class:`GaussianConditional`, decoded step by step: ``read(scales,
+    means)`` returns the next ``scales.numel()`` values dequantized, in the order the encoder
+    passed them to ``compress``. The context model supplies parameters; the entropy model
+    owns quantization, table rows and the stream."""
+
+    def __init__(self, model: GaussianConditional, string: bytes):
+        self._model = model
+        self._decoder = Decoder(string, model.table)
+
+    @torch.no_grad()
+    def read(self, scales: torch.Tensor, means: torch.Tensor | None = None) -> torch.Tensor:
+        if means is not None and means.shape != scales.shape:
+            raise ValueError(f"scales and means must have the same shape, got {tuple(scales.shape)} "
+                             f"and {tuple(means.shape)}")
+        symbols = self._decoder.decode(np.ascontiguousarray(self._model.build_indexes(scales)))
         y = torch.from_numpy(symbols).to(scales.device, scales.dtype)
         return y if means is None else y + means
 

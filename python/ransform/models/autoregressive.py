@@ -22,8 +22,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ransform.coder import Decoder, encode
-from ransform.entropy_models.base import as_host_array
 from ransform.layers import (
     GDN,
     MaskedConv2d,
@@ -111,13 +109,13 @@ class JointAutoregressiveHierarchicalPriors(MeanScaleHyperprior):
                             for i in range(z_hat.shape[0])])
 
     # --- the coded pass -------------------------------------------------------------------------
-    def coded_pass(self, y, hyper_params, decoder=None):
+    def coded_pass(self, y, hyper_params, readers=None):
         """y_hat, scales and means of the coded latent, one image at a time.
 
-        With ``decoder`` (a list of one :class:`ransform.Decoder` per image) the symbols come
+        With ``readers`` (one :meth:`GaussianConditional.reader` per image) the values come
         from the streams; otherwise from y. Returns tensors shaped like hyper_params' halves."""
         one = self._portable_pass_one if self.is_portable else self._coded_pass_one
-        outs = [one(None if y is None else y[i], hyper_params[i], None if decoder is None else decoder[i])
+        outs = [one(None if y is None else y[i], hyper_params[i], None if readers is None else readers[i])
                 for i in range(hyper_params.shape[0])]
         return tuple(torch.stack(t) for t in zip(*outs))
 
@@ -126,14 +124,13 @@ class JointAutoregressiveHierarchicalPriors(MeanScaleHyperprior):
         k = self.context_prediction.kernel_size[0]
         return torch.nonzero(self.context_prediction.mask[0, 0].flatten()).flatten(), k // 2
 
-    def _symbols(self, y, rows, cols, scales, means, decoder):
-        """The step's symbols (P, M) as floats: decoded, or round(y - means) when encoding."""
-        if decoder is not None:
-            indexes = self.gaussian_conditional.build_indexes(scales)
-            return torch.from_numpy(decoder.decode(indexes)).to(means.dtype)
-        return torch.round(y[:, rows, cols].t() - means)
+    def _values(self, y, rows, cols, scales, means, reader):
+        """The step's y_hat (P, M): read from the stream, or y quantized around the means."""
+        if reader is not None:
+            return reader.read(scales, means)
+        return self.gaussian_conditional.quantize(y[:, rows, cols].t(), "dequantize", means)
 
-    def _wavefront_pass(self, y, hyper, decoder, context, parameters, context_values, dtype):
+    def _wavefront_pass(self, y, hyper, reader, context, parameters, context_values, dtype):
         """The ordered pass shared by both coding modes. ``context`` is the zero-padded
         (M, H + 2 pad, W + 2 pad) buffer the context reads; each step gathers it at the causal
         taps, ``parameters(patches (M, P, taps), hyper columns (2M, P))`` gives (scales,
@@ -151,14 +148,14 @@ class JointAutoregressiveHierarchicalPriors(MeanScaleHyperprior):
             corner = torch.from_numpy(rows * (W + 2 * pad) + cols).to(hyper.device)
             patches = flat[:, corner[:, None] + tap_offsets[None, :]]                     # (M, P, taps)
             scales, means = parameters(patches, hp[:, torch.from_numpy(rows * W + cols).to(hyper.device)])
-            values = (self._symbols(y, rows, cols, scales, means, decoder) + means).t()   # (M, P)
+            values = self._values(y, rows, cols, scales, means, reader).t()                # (M, P)
             y_hat[:, rows, cols] = values
             context[:, rows + pad, cols + pad] = context_values(values)
             scales_out[:, rows, cols] = scales.t()
             means_out[:, rows, cols] = means.t()
         return y_hat, scales_out, means_out
 
-    def _portable_pass_one(self, y, hyper, decoder):
+    def _portable_pass_one(self, y, hyper, reader):
         """The coded pass with the portable integer networks: hyper (2M, H, W) int16; the
         context buffer holds the quantized y_hat, the context layer runs as a 1x1 layer over
         the gathered taps, then the entropy-parameter network, all in exact integers."""
@@ -175,10 +172,10 @@ class JointAutoregressiveHierarchicalPriors(MeanScaleHyperprior):
             return params[:, :M], params[:, M:]
 
         context = hyper.new_zeros(M, hyper.shape[1] + 2 * pad, hyper.shape[2] + 2 * pad)   # int16
-        return self._wavefront_pass(y, hyper, decoder, context, parameters,
+        return self._wavefront_pass(y, hyper, reader, context, parameters,
                                     lambda v: part.context.quantize_input(v[:, None, :])[:, 0, :], torch.float32)
 
-    def _coded_pass_one(self, y, hyper_params, decoder):
+    def _coded_pass_one(self, y, hyper_params, reader):
         M = hyper_params.shape[0] // 2
         taps, pad = self._causal_taps()
         weight = self.context_prediction.weight.flatten(2)[:, :, taps].flatten(1)     # (2M, M*taps)
@@ -196,7 +193,7 @@ class JointAutoregressiveHierarchicalPriors(MeanScaleHyperprior):
             return h[:, :M], h[:, M:]
 
         context = hyper_params.new_zeros(M, hyper_params.shape[1] + 2 * pad, hyper_params.shape[2] + 2 * pad)
-        return self._wavefront_pass(y, hyper_params, decoder, context, parameters, lambda v: v, hyper_params.dtype)
+        return self._wavefront_pass(y, hyper_params, reader, context, parameters, lambda v: v, hyper_params.dtype)
 
     @staticmethod
     def wavefront(H: int, W: int):
@@ -216,25 +213,25 @@ class JointAutoregressiveHierarchicalPriors(MeanScaleHyperprior):
         z = self.h_a(y)
         z_strings = self.entropy_bottleneck.compress(z)
         y_hat, scales, means = self.coded_pass(y, self.coded_hyper(self.entropy_bottleneck.dequantized(z)))
-        order = self._coding_order(*y.shape[-2:])
-        gc = self.gaussian_conditional
-        y_strings = []
-        for i in range(y.shape[0]):
-            symbols = as_host_array(torch.round(y_hat[i] - means[i]), torch.int32).reshape(y.shape[1], -1)
-            indexes = gc.build_indexes(scales[i]).reshape(y.shape[1], -1)
-            y_strings.append(encode(np.ascontiguousarray(symbols[:, order].T), np.ascontiguousarray(indexes[:, order].T),
-                                    gc.table, threads=gc.threads))
+        order = torch.from_numpy(self._coding_order(*y.shape[-2:])).to(y.device)
+
+        def in_coding_order(t):  # (N, M, H, W) -> (N, H*W, M): the stream's order, position by position
+            return t.flatten(2)[:, :, order].transpose(1, 2)
+
+        y_strings = self.gaussian_conditional.compress(in_coding_order(y_hat), in_coding_order(scales),
+                                                       in_coding_order(means))
         return {"strings": [y_strings, z_strings], "shape": tuple(z.shape[-2:])}
 
     def decompress(self, strings, shape):
         if len(strings) != 2:
             raise ValueError(f"expected [y_strings, z_strings], got {len(strings)} lists")
         z_hat = self.entropy_bottleneck.decompress(strings[1], shape)
-        decoders = [Decoder(s, self.gaussian_conditional.table) for s in strings[0]]
-        y_hat, _, _ = self.coded_pass(None, self.coded_hyper(z_hat), decoders)
-        for d in decoders:
-            if d.remaining:
-                raise ValueError(f"the y stream holds {d.remaining} symbols more than the latent")
+        hyper = self.coded_hyper(z_hat)
+        if len(strings[0]) != hyper.shape[0]:
+            raise ValueError(f"got {len(strings[0])} y streams for a batch of {hyper.shape[0]}")
+        latent_size = hyper[0].numel() // 2
+        readers = [self.gaussian_conditional.reader(s, latent_size) for s in strings[0]]
+        y_hat, _, _ = self.coded_pass(None, hyper, readers)
         return {"x_hat": self.g_s(y_hat).clamp_(0, 1)}
 
 
@@ -310,7 +307,7 @@ class CheckerboardContext(JointAutoregressiveHierarchicalPriors):
     def _coding_order(self, H: int, W: int) -> np.ndarray:
         return np.concatenate(self._positions(H, W))
 
-    def coded_pass(self, y, hyper_params, decoder=None):
+    def coded_pass(self, y, hyper_params, readers=None):
         N, M, H, W = hyper_params.shape[0], hyper_params.shape[1] // 2, *hyper_params.shape[-2:]
         dtype = torch.float32 if self.is_portable else hyper_params.dtype
         y_hat = hyper_params.new_zeros(N, M, H, W, dtype=dtype)
@@ -320,12 +317,11 @@ class CheckerboardContext(JointAutoregressiveHierarchicalPriors):
             params = self._pass_parameters(hyper_params, y_hat, first).flatten(2)
             s, m = params[:, :M, positions], params[:, M:, positions]
             flat = y_hat.view(N, M, H * W)
-            for i in range(N):
-                if decoder is not None:
-                    indexes = self.gaussian_conditional.build_indexes(s[i])
-                    symbols = torch.from_numpy(decoder[i].decode(np.ascontiguousarray(indexes.T))).t().to(m.dtype)
+            for i in range(N):  # the stream holds each pass position by position, (P, M)
+                if readers is not None:
+                    flat[i, :, positions] = readers[i].read(s[i].t(), m[i].t()).t()
                 else:
-                    symbols = torch.round(y[i].flatten(1)[:, positions] - m[i])
-                flat[i, :, positions] = symbols + m[i]
+                    flat[i, :, positions] = self.gaussian_conditional.quantize(y[i].flatten(1)[:, positions],
+                                                                               "dequantize", m[i])
             scales[:, :, positions], means[:, :, positions] = s, m
         return y_hat, scales.view(N, M, H, W), means.view(N, M, H, W)
