@@ -66,7 +66,8 @@ int main(int argc, char** argv) {
     std::vector<int32_t> idx(n), out(n);
     const double t_index = best_seconds([&] { table.index(w.scales.data(), idx.data(), n); });
     EncodedStream s;
-    const double t_enc = best_seconds([&] { s = encode_stream(table.tables(), w.values.data(), idx.data(), n, threads); });
+    const double t_enc =
+        best_seconds([&] { s = encode_stream(table.tables(), w.values.data(), idx.data(), n, threads); });
     std::vector<uint8_t> bytes(s.size());
     s.write_to(bytes.data());
     const double t_dec = best_seconds(

@@ -498,19 +498,13 @@ def quantize(p: list, precision: int) -> list:
     f = start_frequencies(p, precision)
     excess = sum(f) - M
 
-    def gain(i):
-        return _gain(p, f, i)
-
-    def loss(i):
-        return _loss(p, f, i)
-
     gains = []   # (-gain, i, f): min-heap = largest gain first, then the lowest index
     losses = []  # (loss, i, f): smallest loss first, then the lowest index; only f > 1
 
     def push(i):
-        heapq.heappush(gains, (-gain(i), i, f[i]))
+        heapq.heappush(gains, (-_gain(p, f, i), i, f[i]))
         if f[i] > 1:
-            heapq.heappush(losses, (loss(i), i, f[i]))
+            heapq.heappush(losses, (_loss(p, f, i), i, f[i]))
 
     def top(heap):
         while heap and f[heap[0][1]] != heap[0][2]:
@@ -550,18 +544,12 @@ def quantize_naive(p: list, precision: int, exchange: bool = True) -> list:
     f = start_frequencies(p, precision)
     excess = sum(f) - M
 
-    def gain(i):
-        return _gain(p, f, i)
-
-    def loss(i):
-        return _loss(p, f, i)
-
     def best_gain():
-        return min(range(len(p)), key=lambda i: (-gain(i), i))
+        return min(range(len(p)), key=lambda i: (-_gain(p, f, i), i))
 
     def best_loss():
         cands = [i for i in range(len(p)) if f[i] > 1]
-        return min(cands, key=lambda i: (loss(i), i)) if cands else None
+        return min(cands, key=lambda i: (_loss(p, f, i), i)) if cands else None
 
     while excess < 0:
         f[best_gain()] += 1
@@ -571,7 +559,7 @@ def quantize_naive(p: list, precision: int, exchange: bool = True) -> list:
         excess -= 1
     while exchange:
         up, down = best_gain(), best_loss()
-        if down is None or not gain(up) > loss(down) or up == down:
+        if down is None or not _gain(p, f, up) > _loss(p, f, down) or up == down:
             break
         f[up] += 1
         f[down] -= 1

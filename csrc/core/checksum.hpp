@@ -34,7 +34,8 @@ inline uint32_t checksum_mix(uint32_t x) {
 
 inline uint32_t checksum_add_scalar(uint32_t sum, const int32_t* values, size_t n, uint64_t first) {
   uint32_t pos = static_cast<uint32_t>(first) + 1;
-  for (size_t i = 0; i < n; ++i, ++pos) sum += checksum_mix(static_cast<uint32_t>(values[i]) + pos * kChecksumMultiplier);
+  for (size_t i = 0; i < n; ++i, ++pos)
+    sum += checksum_mix(static_cast<uint32_t>(values[i]) + pos * kChecksumMultiplier);
   return sum;
 }
 

@@ -33,8 +33,8 @@
 namespace ransform {
 
 inline std::string index_error(uint64_t pos, int64_t value, size_t rows) {
-  return "indexes[" + std::to_string(pos) + "] = " + std::to_string(value) +
-         " is out of range for a table with " + std::to_string(rows) + " rows";
+  return "indexes[" + std::to_string(pos) + "] = " + std::to_string(value) + " is out of range for a table with " +
+         std::to_string(rows) + " rows";
 }
 
 [[noreturn]] RANSFORM_COLD inline void throw_index_error(uint64_t pos, int64_t value, size_t rows) {
@@ -90,8 +90,8 @@ inline uint32_t* encoder_scratch(size_t words) {
 
 class ChunkEncoder {
  public:
-  explicit ChunkEncoder(const SymbolTables& t) : t_(t), rows_(t.row_data()), enc_(t.enc()),
-      nrows_(static_cast<uint32_t>(t.rows())), precision_(t.precision()) {}
+  explicit ChunkEncoder(const SymbolTables& t)
+      : t_(t), rows_(t.row_data()), enc_(t.enc()), nrows_(static_cast<uint32_t>(t.rows())), precision_(t.precision()) {}
 
   // Encodes count symbols with lanes lanes; first is the chunk's position in the stream
   // (for error messages).
@@ -200,8 +200,14 @@ class ChunkEncoder {
 class ChunkDecoder {
  public:
   ChunkDecoder(const SymbolTables& t, const uint8_t* body, size_t size, int lanes, uint64_t count, uint64_t first)
-      : rows_(t.row_data()), cdf_(t.cdf()), bucket_(t.bucket()), nrows_(static_cast<uint32_t>(t.rows())),
-        precision_(t.precision()), lanes_(lanes), count_(count), first_(first) {
+      : rows_(t.row_data()),
+        cdf_(t.cdf()),
+        bucket_(t.bucket()),
+        nrows_(static_cast<uint32_t>(t.rows())),
+        precision_(t.precision()),
+        lanes_(lanes),
+        count_(count),
+        first_(first) {
     const uint8_t* p = body;
     const uint8_t* end = body + size;
     const int ncode = (lanes + 3) / 4;
@@ -216,8 +222,7 @@ class ChunkDecoder {
       p += nbytes;
       // Canonical form only: the top byte is non-zero (a 4-byte state below L is a pre-emitted
       // one, >= 2^24 since it was >= 2^56 before its low word left).
-      if (v < (uint64_t{1} << (8 * nbytes - 8)))
-        throw StreamError("stream is corrupted (lane state)");
+      if (v < (uint64_t{1} << (8 * nbytes - 8))) throw StreamError("stream is corrupted (lane state)");
       x_[l] = v;
     }
     if (lanes % 4 && (codes[ncode - 1] >> (2 * (lanes % 4))))
@@ -248,11 +253,13 @@ class ChunkDecoder {
     if (in_.pos != in_.end) throw StreamError("stream is corrupted (unread data at the end of a chunk)");
     for (int l = 0; l < lanes_; ++l)
       if (x_[l] != kRansL)
-        throw StreamError("stream is corrupted, or decoded with other indexes or another table than it was "
-                          "encoded with (final state check failed)");
+        throw StreamError(
+            "stream is corrupted, or decoded with other indexes or another table than it was "
+            "encoded with (final state check failed)");
     if (checksum_ != checksum_expected_)
-      throw StreamError("stream is corrupted, or decoded with other indexes or another table than it was "
-                        "encoded with (checksum mismatch)");
+      throw StreamError(
+          "stream is corrupted, or decoded with other indexes or another table than it was "
+          "encoded with (checksum mismatch)");
   }
 
  private:
@@ -325,7 +332,10 @@ class ChunkDecoder {
     if (e >> 31) s = search(cdf, e & 0xFFFF, bucket[(slot >> kShift) + 1] & 0xFFFF, slot);
     const uint32_t start = cdf[s];
     x = dec_advance(x, start, cdf[s + 1] - start, slot, P);
-    if (kChecked) refill(in, x); else in.refill_unchecked(x);
+    if (kChecked)
+      refill(in, x);
+    else
+      in.refill_unchecked(x);
     if (s < row.nsym) return row.offset + static_cast<int32_t>(s);
     const EscapeResult esc = dec_get_escape(x, in, row);
     x = esc.x;
@@ -337,7 +347,10 @@ class ChunkDecoder {
   RANSFORM_COLD static uint32_t search(const uint32_t* cdf, uint32_t lo, uint32_t hi, uint32_t slot) {
     while (lo < hi) {
       const uint32_t mid = (lo + hi + 1) >> 1;
-      if (cdf[mid] <= slot) lo = mid; else hi = mid - 1;
+      if (cdf[mid] <= slot)
+        lo = mid;
+      else
+        hi = mid - 1;
     }
     return lo;
   }

@@ -100,8 +100,7 @@ RANSFORM_COLD inline EscapeResult dec_get_escape(uint64_t x, WordReader in, cons
     u = (u << n) | take(n);
   }
   const int64_t d = static_cast<int64_t>(u - 1);
-  const int64_t v = below ? static_cast<int64_t>(row.offset) - 1 - d
-                          : static_cast<int64_t>(row.offset) + row.nsym + d;
+  const int64_t v = below ? static_cast<int64_t>(row.offset) - 1 - d : static_cast<int64_t>(row.offset) + row.nsym + d;
   if (v < INT32_MIN || v > INT32_MAX) throw StreamError("stream is corrupted (escaped value outside int32)");
   return {x, in.pos, static_cast<int32_t>(v)};
 }

@@ -82,7 +82,10 @@ RANSFORM_HD inline int32_t support_radius(Family f, double scale, double tail_ma
   int32_t lo = -1;  // outside(lo) is "true" by convention; outside(hi) is false
   while (hi - lo > 1) {
     const int32_t mid = lo + (hi - lo) / 2;
-    if (mid >= 0 && outside(mid)) lo = mid; else hi = mid;
+    if (mid >= 0 && outside(mid))
+      lo = mid;
+    else
+      hi = mid;
   }
   return hi;
 }

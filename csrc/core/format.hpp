@@ -52,7 +52,7 @@ struct StreamLayout {
   int lanes = 1;
   uint64_t symbols = 0;
   uint64_t chunks = 0;
-  uint64_t chunk_symbols = 0;  // S
+  uint64_t chunk_symbols = 0;         // S
   std::vector<uint64_t> chunk_begin;  // byte offsets of the chunk bodies, plus the end
 
   uint64_t chunk_first_symbol(uint64_t c) const { return c * chunk_symbols; }
@@ -103,8 +103,8 @@ inline StreamLayout read_header(const uint8_t* data, size_t size) {
   const uint8_t* end = data + size;
   const uint8_t b0 = *p++;
   if ((b0 >> 5) != kFormatVersion)
-    throw StreamError("not a ransform stream, or one of an unsupported format version (" +
-                      std::to_string(b0 >> 5) + "; this build reads version 1)");
+    throw StreamError("not a ransform stream, or one of an unsupported format version (" + std::to_string(b0 >> 5) +
+                      "; this build reads version 1)");
   StreamLayout layout;
   layout.precision = 12 + ((b0 >> 2) & 7);
   if (layout.precision > 16) throw StreamError("stream is corrupted (precision field out of range)");

@@ -34,8 +34,8 @@
 namespace ransform {
 namespace intnet {
 
-constexpr int kPanel = 16;                    // columns of B per packed panel
-constexpr int kRows = 4;                      // rows of A per micro-tile
+constexpr int kPanel = 16;  // columns of B per packed panel
+constexpr int kRows = 4;    // rows of A per micro-tile
 
 // Scratch memory reused across calls, owned by the calling thread (workers are handed
 // slices of it): fresh pages would cost a page fault each, and a 4 MB buffer faults for
@@ -101,7 +101,8 @@ inline void tile_scalar(const TileArgs& t) {
       const int16_t* ar = t.a_at(r, kp);
       const int16_t* bp = t.b_at(kp);
       for (int j = 0; j < kPanel; ++j)
-        cr[j] += static_cast<uint32_t>(int32_t{ar[0]} * bp[2 * j]) + static_cast<uint32_t>(int32_t{ar[1]} * bp[2 * j + 1]);
+        cr[j] +=
+            static_cast<uint32_t>(int32_t{ar[0]} * bp[2 * j]) + static_cast<uint32_t>(int32_t{ar[1]} * bp[2 * j + 1]);
     }
   }
 }
@@ -134,7 +135,8 @@ inline void tile_sse2(const TileArgs& t) {
 __attribute__((target("avx2"))) inline void tile_avx2(const TileArgs& t) {
   __m256i acc[kRows][2];
   for (int r = 0; r < kRows; ++r)
-    for (int h = 0; h < 2; ++h) acc[r][h] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.c + r * t.ldc + 8 * h));
+    for (int h = 0; h < 2; ++h)
+      acc[r][h] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.c + r * t.ldc + 8 * h));
   for (int64_t kp = t.kp0; kp < t.kp1; ++kp) {
     const int16_t* bp = t.b_at(kp);
     const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bp));
@@ -174,8 +176,8 @@ enum class Kernel { scalar, sse2, avx2, avx512 };
 inline Kernel best_kernel() {
 #ifdef RANSFORM_X86
   static const Kernel k = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") ? Kernel::avx512
-                          : __builtin_cpu_supports("avx2")                                             ? Kernel::avx2
-                                                                                                      : Kernel::sse2;
+                          : __builtin_cpu_supports("avx2")                                           ? Kernel::avx2
+                                                                                                     : Kernel::sse2;
   return k;
 #else
   return Kernel::scalar;
@@ -212,7 +214,8 @@ inline void gemm(const PaddedA& a, const PackedB& b, uint32_t* c, int64_t ldc, K
 template <class Fn>
 void for_each_task(int64_t tasks, int64_t workers, Fn fn) {
   parallel_for(static_cast<size_t>(workers), static_cast<int>(workers), [&](size_t worker) {
-    for (int64_t task = static_cast<int64_t>(worker); task < tasks; task += workers) fn(task, static_cast<int64_t>(worker));
+    for (int64_t task = static_cast<int64_t>(worker); task < tasks; task += workers)
+      fn(task, static_cast<int64_t>(worker));
   });
 }
 
@@ -227,8 +230,8 @@ void for_each_task(int64_t tasks, int64_t workers, Fn fn) {
 constexpr int64_t kColumns = 256;
 
 template <class Out>
-void conv2d_direct(const int16_t* x, const int16_t* weight, const ConvShape& s, const Requant& q, Out* out,
-                   int threads, Kernel kernel) {
+void conv2d_direct(const int16_t* x, const int16_t* weight, const ConvShape& s, const Requant& q, Out* out, int threads,
+                   Kernel kernel) {
   const int64_t oh = s.out_h(), ow = s.out_w(), taps = s.kh * s.kw, K = s.cin * taps, P = oh * ow;
   const int64_t Kp = round_up(K, 2), Mp = round_up(s.cout, kRows);
   // A: the weights, copied only if they need padding.
@@ -283,8 +286,8 @@ void conv2d_direct(const int16_t* x, const int16_t* weight, const ConvShape& s, 
     const int64_t n0 = block * kColumns, n = std::min(kColumns, P - n0);
     const int64_t m0 = group * rows_per_group, m1 = std::min(Mp, m0 + rows_per_group);
     if (m0 >= m1) return;
-    const PackedB b = shared ? single : pack_block(block, im2col_all + worker * im2col_size,
-                                                    packed_all + worker * packed_size);
+    const PackedB b =
+        shared ? single : pack_block(block, im2col_all + worker * im2col_size, packed_all + worker * packed_size);
     uint32_t* c = c_all + worker * c_size;
     gemm(PaddedA{m1 - m0, Kp, a.data + m0 * Kp}, b, c, nb, kernel);
     for (int64_t co = m0; co < std::min(m1, s.cout); ++co)

@@ -99,10 +99,16 @@ RANSFORM_HD inline void quantize_pmf_into(const double* p, int32_t n, int precis
   }
   auto rekey = [&](int32_t i) {
     gain[i] = p[i] * (detmath::log(f[i] + 1.0) - detmath::log(f[i]));
-    if (gains.contains(i)) gains.rekey(i); else gains.push(i);
+    if (gains.contains(i))
+      gains.rekey(i);
+    else
+      gains.push(i);
     if (f[i] > 1) {
       loss[i] = p[i] * (detmath::log(f[i]) - detmath::log(f[i] - 1.0));
-      if (losses.contains(i)) losses.rekey(i); else losses.push(i);
+      if (losses.contains(i))
+        losses.rekey(i);
+      else
+        losses.push(i);
     } else if (losses.contains(i)) {
       losses.remove(i);
     }
@@ -113,7 +119,10 @@ RANSFORM_HD inline void quantize_pmf_into(const double* p, int32_t n, int precis
     // Short: give counts where they gain most. Over: take them where they cost least
     // (sum(f - 1) >= excess, so the loss heap is not empty).
     const int32_t i = excess < 0 ? gains.top() : losses.top();
-    if (excess < 0) ++f[i], ++excess; else --f[i], --excess;
+    if (excess < 0)
+      ++f[i], ++excess;
+    else
+      --f[i], --excess;
     rekey(i);
   }
   while (losses.size > 0) {

@@ -45,10 +45,10 @@ RANSFORM_HOT uint64_t mul_hi64(uint64_t a, uint64_t b) {
 // x >= 1, and the one missing multiple of (M - f) is folded into the bias.
 // Then C(s, x) = x + bias + q (M - f): with q = floor(x/f) this is q M + (x - q f) + c.
 struct EncSymbol {
-  uint64_t rcp;       // m, as above
-  uint32_t bias;      // c, or c + M - 1 when f == 1
-  uint16_t cmpl;      // M - f, which fits 16 bits since f >= 1 (the frequency is M - cmpl)
-  uint8_t shift;      // l - 1, or 0 when f == 1
+  uint64_t rcp;   // m, as above
+  uint32_t bias;  // c, or c + M - 1 when f == 1
+  uint16_t cmpl;  // M - f, which fits 16 bits since f >= 1 (the frequency is M - cmpl)
+  uint8_t shift;  // l - 1, or 0 when f == 1
   uint8_t unused;
 
   static EncSymbol make(uint32_t start, uint32_t freq, int precision) {

@@ -62,7 +62,10 @@ RANSFORM_HD inline int32_t best_radius(const double* tails, int32_t bound, int p
   int32_t lo = 0, hi = bound;
   while (hi - lo > 2) {
     const int32_t m1 = lo + (hi - lo) / 3, m2 = hi - (hi - lo) / 3;
-    if (radius_cost(tails, bound, m1, precision, s) <= radius_cost(tails, bound, m2, precision, s)) hi = m2; else lo = m1;
+    if (radius_cost(tails, bound, m1, precision, s) <= radius_cost(tails, bound, m2, precision, s))
+      hi = m2;
+    else
+      lo = m1;
   }
   int32_t best = lo;
   double best_cost = radius_cost(tails, bound, lo, precision, s);
@@ -112,8 +115,10 @@ RANSFORM_HD inline double row_crossing(Family family, double s_lo, double s_hi, 
     const double mid = 0.5 * (lo + hi);
     half_integer_tails_into(family, mid, big, tails);
     pmf_from_tails_into(tails, big, p);
-    if (expected_row_bits(r_lo, len_lo, p, tails, big) <= expected_row_bits(r_hi, len_hi, p, tails, big)) lo = mid;
-    else hi = mid;
+    if (expected_row_bits(r_lo, len_lo, p, tails, big) <= expected_row_bits(r_hi, len_hi, p, tails, big))
+      lo = mid;
+    else
+      hi = mid;
   }
   return hi;
 }
@@ -142,7 +147,8 @@ inline ScaleRows build_scale_rows(Family family, const std::vector<float>& scale
     scratch.resize(row_scratch_bytes(bound) / sizeof(double) + 1);
     std::vector<uint32_t> f(2 * static_cast<size_t>(bound) + 2);
     const double scale = scales[rows.radius.size()];
-    const int32_t r = build_scale_row(family, scale, bound, precision, carve_row_scratch(scratch.data(), bound), f.data());
+    const int32_t r =
+        build_scale_row(family, scale, bound, precision, carve_row_scratch(scratch.data(), bound), f.data());
     f.resize(2 * static_cast<size_t>(r) + 2);
     rows.radius.push_back(r);
     rows.freqs.push_back(std::move(f));

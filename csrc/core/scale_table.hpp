@@ -22,8 +22,8 @@
 // Custom tables whose scales are closer than the grid get a finer grid.
 #pragma once
 
-#include <cstdint>
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -63,14 +63,14 @@ inline std::vector<float> default_scales() {
 }
 
 // The hot loop of ScaleTable::index; returns true if some scale was invalid.
-inline bool index_lut_scalar(const float* scales, int32_t* out, size_t n, const int32_t* lut, uint32_t lo,
-                             uint32_t hi, uint32_t shift) {
+inline bool index_lut_scalar(const float* scales, int32_t* out, size_t n, const int32_t* lut, uint32_t lo, uint32_t hi,
+                             uint32_t shift) {
   uint32_t invalid = 0;
   for (size_t i = 0; i < n; ++i) {
     uint32_t u;
     std::memcpy(&u, scales + i, 4);
     u = u == 0x80000000u ? 0u : u;  // -0.0 is zero
-    invalid |= u >= 0x7F800000u;     // +inf, NaN, and every negative (sign bit set)
+    invalid |= u >= 0x7F800000u;    // +inf, NaN, and every negative (sign bit set)
     u = u < lo ? lo : (u > hi ? hi : u);
     out[i] = lut[(u - lo) >> shift];
   }
@@ -180,7 +180,9 @@ class ScaleTable {
   // Snaps the crossings to the index grid and fills the lookup.
   void build_thresholds(const std::vector<double>& crossings) {
     if (scales_.size() == 1) {  // one row: everything maps to it
-      lo_ = 0; hi_ = 0; shift_ = 0;
+      lo_ = 0;
+      hi_ = 0;
+      shift_ = 0;
       lut_.assign(1, 0);
       return;
     }
@@ -204,8 +206,9 @@ class ScaleTable {
     hi_ = t_bits_.back();
     const uint64_t entries = ((hi_ - lo_) >> shift_) + 1;
     if (entries > (uint64_t{1} << 22))
-      throw InputError("table scales are too close together for the index lookup (adjacent scales must differ by "
-                       "at least 1e-6 relative over a range of 16 octaves)");
+      throw InputError(
+          "table scales are too close together for the index lookup (adjacent scales must differ by "
+          "at least 1e-6 relative over a range of 16 octaves)");
     lut_.resize(entries);
     size_t j = 0;
     for (uint64_t k = 0; k < entries; ++k) {

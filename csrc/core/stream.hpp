@@ -10,8 +10,8 @@
 
 #include "core/chunk_coder.hpp"
 #include "core/escape.hpp"
-#include "core/parallel.hpp"
 #include "core/format.hpp"
+#include "core/parallel.hpp"
 #include "core/symbol_tables.hpp"
 
 namespace ransform {
@@ -71,15 +71,15 @@ inline void check_stream_matches(const SymbolTables& t, const StreamLayout& layo
                       " indexes were given");
 }
 
-inline void decode_stream(const SymbolTables& t, const uint8_t* data, size_t size, const int32_t* idx,
-                          int32_t* out, uint64_t n, int threads) {
+inline void decode_stream(const SymbolTables& t, const uint8_t* data, size_t size, const int32_t* idx, int32_t* out,
+                          uint64_t n, int threads) {
   const StreamLayout layout = read_header(data, size);
   check_stream_matches(t, layout, n);
   parallel_for(layout.chunks, resolve_threads(threads), [&](size_t c) {
     const uint64_t first = layout.chunk_first_symbol(c);
     const uint64_t count = layout.chunk_size(c);
-    ChunkDecoder dec(t, data + layout.chunk_begin[c], layout.chunk_begin[c + 1] - layout.chunk_begin[c],
-                     layout.lanes, count, first);
+    ChunkDecoder dec(t, data + layout.chunk_begin[c], layout.chunk_begin[c + 1] - layout.chunk_begin[c], layout.lanes,
+                     count, first);
     dec.decode(idx + first, out + first, count);
     dec.finish();
   });

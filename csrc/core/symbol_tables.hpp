@@ -60,8 +60,12 @@ class SymbolTables {
       throw InputError("row " + std::to_string(rows_.size()) + ": offset + size exceeds int32");
     if (cdf_.size() + ntot + 1 > UINT32_MAX || bucket_.size() + (1u << kBucketBits) + 1 > UINT32_MAX)
       throw InputError("tables too large");
-    RowInfo row{offset, nsym, has_escape ? 1u : 0u, static_cast<uint32_t>(cdf_.size()),
-                static_cast<uint32_t>(enc_.size()), static_cast<uint32_t>(bucket_.size())};
+    RowInfo row{offset,
+                nsym,
+                has_escape ? 1u : 0u,
+                static_cast<uint32_t>(cdf_.size()),
+                static_cast<uint32_t>(enc_.size()),
+                static_cast<uint32_t>(bucket_.size())};
     uint64_t acc = 0;
     cdf_.push_back(0);
     for (size_t s = 0; s < ntot; ++s) {
@@ -80,8 +84,8 @@ class SymbolTables {
     for (uint32_t b = 0; b < (1u << kBucketBits); ++b) {
       const uint32_t first = b * width, last = first + width - 1;
       while (cdf[s + 1] <= first) ++s;
-      uint32_t entry = s | width << 16;                             // one symbol
-      if (cdf[s + 1] <= last) entry = s | (cdf[s + 1] - first) << 16;  // a second one starts inside
+      uint32_t entry = s | width << 16;                                   // one symbol
+      if (cdf[s + 1] <= last) entry = s | (cdf[s + 1] - first) << 16;     // a second one starts inside
       if (s + 2 <= ntot - 1 && cdf[s + 2] <= last) entry = s | 1u << 31;  // three or more
       bucket_.push_back(entry);
     }

@@ -1,6 +1,6 @@
-#include "cuda/bottleneck.cuh"
-
 #include <iterator>
+
+#include "cuda/bottleneck.cuh"
 
 namespace ransform::cuda {
 namespace {
@@ -41,21 +41,36 @@ __device__ void load_params(const float* params, float* shared) {
   __syncthreads();
 }
 
+// Calls f(i) for every element index i of the block's channel this thread owns (grid-stride along K).
+template <class F>
+__device__ void for_each_element(const BottleneckArgs& a, F&& f) {
+  const int64_t base = int64_t(blockIdx.y) * a.n;
+  for (int64_t k = blockIdx.x * int64_t(kThreads) + threadIdx.x; k < a.n; k += int64_t(gridDim.x) * kThreads) {
+    f(base + k);
+  }
+}
+
+// The density network traced at both ends of x's quantization bin, x - 1/2 and x + 1/2.
+template <class N>
+struct BinEnds {
+  Trace<N::kWidth, N::kHidden> lower, upper;
+  __device__ BinEnds(const float* p, float x) {
+    evaluate(p, x - 0.5f, lower);
+    evaluate(p, x + 0.5f, upper);
+  }
+};
+
 template <class N>
 __global__ void __launch_bounds__(kThreads) forward_kernel(BottleneckArgs a, float* likelihood, float* bits) {
   __shared__ float p[N::kParams];
   load_params<N>(a.params, p);
-  const int64_t base = int64_t(blockIdx.y) * a.n;
-  for (int64_t k = blockIdx.x * int64_t(kThreads) + threadIdx.x; k < a.n; k += int64_t(gridDim.x) * kThreads) {
-    const float x = a.values[base + k];
-    Trace<N::kWidth, N::kHidden> lower, upper;
-    evaluate(p, x - 0.5f, lower);
-    evaluate(p, x + 0.5f, upper);
-    float lik = interval_likelihood(lower.f, upper.f).lik;
+  for_each_element(a, [&](int64_t i) {
+    const BinEnds<N> ends(p, a.values[i]);
+    float lik = interval_likelihood(ends.lower.f, ends.upper.f).lik;
     if (a.likelihood_bound > 0.f) lik = fmaxf(lik, a.likelihood_bound);
-    if (likelihood) likelihood[base + k] = lik;
-    if (bits) bits[base + k] = -log2f(lik);
-  }
+    if (likelihood) likelihood[i] = lik;
+    if (bits) bits[i] = -log2f(lik);
+  });
 }
 
 // Sums acc over the block (warp shuffles, then the warps' partials) into out with one atomic
@@ -81,27 +96,24 @@ __device__ void reduce_block(float (&acc)[P], float (*partial)[P], float* out) {
 
 // Recomputes the forward (nothing is saved between the passes), then backpropagates both logits.
 template <class N>
-__global__ void __launch_bounds__(kThreads) backward_kernel(BottleneckArgs a, const float* grad_likelihood,
-                                                            float* grad_values, float* grad_params) {
+__global__ void __launch_bounds__(kThreads)
+    backward_kernel(BottleneckArgs a, const float* grad_likelihood, float* grad_values, float* grad_params) {
   __shared__ float p[N::kParams];
   __shared__ float partial[kWarps][N::kParams];
   load_params<N>(a.params, p);
   float acc[N::kParams];
 #pragma unroll
   for (int i = 0; i < N::kParams; ++i) acc[i] = 0.f;
-  const int64_t base = int64_t(blockIdx.y) * a.n;
-  for (int64_t k = blockIdx.x * int64_t(kThreads) + threadIdx.x; k < a.n; k += int64_t(gridDim.x) * kThreads) {
-    const float x = a.values[base + k];
-    Trace<N::kWidth, N::kHidden> lower, upper;
-    evaluate(p, x - 0.5f, lower);
-    evaluate(p, x + 0.5f, upper);
-    const IntervalLikelihood r = interval_likelihood(lower.f, upper.f);
-    float g = grad_likelihood[base + k];
+  for_each_element(a, [&](int64_t i) {
+    const BinEnds<N> ends(p, a.values[i]);
+    const IntervalLikelihood r = interval_likelihood(ends.lower.f, ends.upper.f);
+    float g = grad_likelihood[i];
     // Likelihood bound: the gradient passes above the bound, or where it raises the value.
     if (a.likelihood_bound > 0.f && !(r.lik >= a.likelihood_bound || g < 0.f)) g = 0.f;
-    const float dx = backpropagate(p, lower, g * r.d_lower, acc) + backpropagate(p, upper, g * r.d_upper, acc);
-    if (grad_values) grad_values[base + k] = dx;
-  }
+    const float dx =
+        backpropagate(p, ends.lower, g * r.d_lower, acc) + backpropagate(p, ends.upper, g * r.d_upper, acc);
+    if (grad_values) grad_values[i] = dx;
+  });
   if (grad_params) reduce_block(acc, partial, grad_params + int64_t(blockIdx.y) * N::kParams);
 }
 
@@ -126,8 +138,8 @@ void bottleneck_likelihood_backward(const BottleneckArgs& a, const float* grad_l
   }
   if (a.n == 0 || a.channels == 0) return;
   dispatch(a.width, a.hidden, [&](auto net) {
-    backward_kernel<decltype(net)><<<grid_for(a, kBackwardPerThread), kThreads, 0, stream>>>(a, grad_likelihood,
-                                                                                            grad_values, grad_params);
+    backward_kernel<decltype(net)>
+        <<<grid_for(a, kBackwardPerThread), kThreads, 0, stream>>>(a, grad_likelihood, grad_values, grad_params);
   });
 }
 

@@ -26,8 +26,8 @@ __global__ void int_conv2d_kernel(const int16_t* x, const int16_t* weight, intne
         }
         if (iy < 0 || iy >= s.h || ix < 0 || ix >= s.w) continue;
         for (int64_t ci = 0; ci < s.cin; ++ci) {
-          const int64_t wi = s.transposed ? ((ci * s.cout + co) * s.kh + ky) * s.kw + kx
-                                          : ((co * s.cin + ci) * s.kh + ky) * s.kw + kx;
+          const int64_t wi =
+              s.transposed ? ((ci * s.cout + co) * s.kh + ky) * s.kw + kx : ((co * s.cin + ci) * s.kh + ky) * s.kw + kx;
           acc += static_cast<uint32_t>(int32_t{weight[wi]} * int32_t{x[(ci * s.h + iy) * s.w + ix]});
         }
       }

@@ -21,8 +21,8 @@ __global__ void forward_kernel(ConditionalArgs a, float* likelihood, float* bits
   }
 }
 
-__global__ void backward_kernel(ConditionalArgs a, const float* grad_likelihood, float* grad_values,
-                                float* grad_scales, float* grad_means) {
+__global__ void backward_kernel(ConditionalArgs a, const float* grad_likelihood, float* grad_values, float* grad_scales,
+                                float* grad_means) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < a.n; i += int64_t(gridDim.x) * blockDim.x) {
     const float centred = a.means ? a.values[i] - a.means[i] : a.values[i];
     const float d = fabsf(centred);
@@ -54,8 +54,7 @@ void conditional_likelihood_forward(const ConditionalArgs& a, float* likelihood,
 void conditional_likelihood_backward(const ConditionalArgs& a, const float* grad_likelihood, float* grad_values,
                                      float* grad_scales, float* grad_means, cudaStream_t stream) {
   if (a.n == 0) return;
-  backward_kernel<<<blocks_for(a.n), kThreads, 0, stream>>>(a, grad_likelihood, grad_values, grad_scales,
-                                                            grad_means);
+  backward_kernel<<<blocks_for(a.n), kThreads, 0, stream>>>(a, grad_likelihood, grad_values, grad_scales, grad_means);
 }
 
 }  // namespace ransform::cuda

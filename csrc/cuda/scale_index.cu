@@ -3,8 +3,8 @@
 namespace ransform::cuda {
 namespace {
 
-__global__ void scale_index_kernel(const float* scales, int64_t n, const float* thresholds, int count,
-                                   int32_t* rows, int* invalid) {
+__global__ void scale_index_kernel(const float* scales, int64_t n, const float* thresholds, int count, int32_t* rows,
+                                   int* invalid) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const float s = scales[i];
     if (!(s >= 0.f) || isinf(s)) {  // NaN fails the comparison
@@ -15,7 +15,10 @@ __global__ void scale_index_kernel(const float* scales, int64_t n, const float* 
     int lo = 0, hi = count;  // first threshold > s
     while (lo < hi) {
       const int mid = (lo + hi) >> 1;
-      if (thresholds[mid] <= s) lo = mid + 1; else hi = mid;
+      if (thresholds[mid] <= s)
+        lo = mid + 1;
+      else
+        hi = mid;
     }
     rows[i] = lo;
   }

@@ -1,7 +1,7 @@
-#include "cuda/tables.cuh"
-
 #include <stdexcept>
 #include <string>
+
+#include "cuda/tables.cuh"
 
 namespace ransform::cuda {
 namespace {
@@ -11,7 +11,8 @@ constexpr int kThreads = 64;
 int blocks_for(size_t n) { return static_cast<int>((n + kThreads - 1) / kThreads); }
 
 void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw std::runtime_error(std::string("build_scale_rows: ") + what + ": " + cudaGetErrorString(e));
+  if (e != cudaSuccess)
+    throw std::runtime_error(std::string("build_scale_rows: ") + what + ": " + cudaGetErrorString(e));
 }
 
 // Device memory freed on scope exit (the builder throws on CUDA errors).
@@ -154,10 +155,9 @@ ScaleRows build_scale_rows(Family family, const std::vector<float>& scales, int 
   DeviceArray<double> d_pair_scratch(pair_at[rows - 1]), d_crossings(rows - 1);
   DeviceArray<uint64_t> d_pair_at(rows);
   upload(d_pair_at, pair_at, stream);
-  crossings_kernel<<<blocks_for(rows - 1), kThreads, 0, stream>>>(family, d_scales.data, d_radius.data, rows - 1,
-                                                                  precision, d_freqs.data, d_freqs_at.data,
-                                                                  d_pair_scratch.data, d_pair_at.data,
-                                                                  d_crossings.data);
+  crossings_kernel<<<blocks_for(rows - 1), kThreads, 0, stream>>>(
+      family, d_scales.data, d_radius.data, rows - 1, precision, d_freqs.data, d_freqs_at.data, d_pair_scratch.data,
+      d_pair_at.data, d_crossings.data);
   check(cudaGetLastError(), "crossings kernel");
   out.crossings = download(d_crossings, rows - 1, stream);
   return out;

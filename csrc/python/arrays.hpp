@@ -22,8 +22,7 @@ py::array_t<T> contiguous(const py::handle& obj, const char* name, const char* d
   if (!a.dtype().is(py::dtype::of<T>()))
     throw py::type_error(std::string(name) + " must have dtype " + dtype_name + ", got " +
                          std::string(py::str(a.dtype())));
-  if (!(a.flags() & py::array::c_style))
-    throw py::type_error(std::string(name) + " must be C-contiguous");
+  if (!(a.flags() & py::array::c_style)) throw py::type_error(std::string(name) + " must be C-contiguous");
   return py::reinterpret_borrow<py::array_t<T>>(a);
 }
 

@@ -21,8 +21,8 @@ namespace {
 
 void check_same_size(const py::array& a, const py::array& b) {
   if (a.size() != b.size())
-    throw py::value_error("symbols and indexes must have the same number of elements, got " +
-                          std::to_string(a.size()) + " and " + std::to_string(b.size()));
+    throw py::value_error("symbols and indexes must have the same number of elements, got " + std::to_string(a.size()) +
+                          " and " + std::to_string(b.size()));
 }
 
 py::bytes to_bytes(const EncodedStream& s) {
@@ -126,50 +126,54 @@ class IncrementalDecoder {
 }  // namespace
 
 void bind_coder(py::module_& m) {
-  m.def("encode",
-        [](const py::handle& sym_obj, const py::handle& idx_obj, std::shared_ptr<Table> table, int threads) {
-          auto sym = contiguous<int32_t>(sym_obj, "symbols", "int32");
-          auto idx = contiguous<int32_t>(idx_obj, "indexes", "int32");
-          check_same_size(sym, idx);
-          EncodedStream s;
-          {
-            py::gil_scoped_release release;
-            s = encode_stream(table->symbols(), sym.data(), idx.data(), static_cast<uint64_t>(sym.size()), threads);
-          }
-          return to_bytes(s);
-        },
-        py::arg("symbols"), py::arg("indexes"), py::arg("table"), py::arg("threads") = 1);
-
-  m.def("decode",
-        [](const py::buffer& data, const py::handle& idx_obj, std::shared_ptr<Table> table, int threads) {
-          auto idx = contiguous<int32_t>(idx_obj, "indexes", "int32");
-          py::buffer_info info = stream_buffer(data);
-          py::array_t<int32_t> out(idx.size());
-          {
-            py::gil_scoped_release release;
-            decode_stream(table->symbols(), static_cast<const uint8_t*>(info.ptr), static_cast<size_t>(info.size),
-                          idx.data(), out.mutable_data(), static_cast<uint64_t>(idx.size()), threads);
-          }
-          return out;
-        },
-        py::arg("data"), py::arg("indexes"), py::arg("table"), py::arg("threads") = 1);
-
-  m.def("stream_symbols",
-        [](const py::buffer& data) {
-          py::buffer_info info = stream_buffer(data);
-          return read_header(static_cast<const uint8_t*>(info.ptr), static_cast<size_t>(info.size)).symbols;
-        },
-        py::arg("data"));
-
-  m.def("ideal_bits",
-        [](const py::handle& sym_obj, const py::handle& idx_obj, std::shared_ptr<Table> table) {
-          auto sym = contiguous<int32_t>(sym_obj, "symbols", "int32");
-          auto idx = contiguous<int32_t>(idx_obj, "indexes", "int32");
-          check_same_size(sym, idx);
+  m.def(
+      "encode",
+      [](const py::handle& sym_obj, const py::handle& idx_obj, std::shared_ptr<Table> table, int threads) {
+        auto sym = contiguous<int32_t>(sym_obj, "symbols", "int32");
+        auto idx = contiguous<int32_t>(idx_obj, "indexes", "int32");
+        check_same_size(sym, idx);
+        EncodedStream s;
+        {
           py::gil_scoped_release release;
-          return ideal_bits(table->symbols(), sym.data(), idx.data(), static_cast<size_t>(sym.size()));
-        },
-        py::arg("symbols"), py::arg("indexes"), py::arg("table"));
+          s = encode_stream(table->symbols(), sym.data(), idx.data(), static_cast<uint64_t>(sym.size()), threads);
+        }
+        return to_bytes(s);
+      },
+      py::arg("symbols"), py::arg("indexes"), py::arg("table"), py::arg("threads") = 1);
+
+  m.def(
+      "decode",
+      [](const py::buffer& data, const py::handle& idx_obj, std::shared_ptr<Table> table, int threads) {
+        auto idx = contiguous<int32_t>(idx_obj, "indexes", "int32");
+        py::buffer_info info = stream_buffer(data);
+        py::array_t<int32_t> out(idx.size());
+        {
+          py::gil_scoped_release release;
+          decode_stream(table->symbols(), static_cast<const uint8_t*>(info.ptr), static_cast<size_t>(info.size),
+                        idx.data(), out.mutable_data(), static_cast<uint64_t>(idx.size()), threads);
+        }
+        return out;
+      },
+      py::arg("data"), py::arg("indexes"), py::arg("table"), py::arg("threads") = 1);
+
+  m.def(
+      "stream_symbols",
+      [](const py::buffer& data) {
+        py::buffer_info info = stream_buffer(data);
+        return read_header(static_cast<const uint8_t*>(info.ptr), static_cast<size_t>(info.size)).symbols;
+      },
+      py::arg("data"));
+
+  m.def(
+      "ideal_bits",
+      [](const py::handle& sym_obj, const py::handle& idx_obj, std::shared_ptr<Table> table) {
+        auto sym = contiguous<int32_t>(sym_obj, "symbols", "int32");
+        auto idx = contiguous<int32_t>(idx_obj, "indexes", "int32");
+        check_same_size(sym, idx);
+        py::gil_scoped_release release;
+        return ideal_bits(table->symbols(), sym.data(), idx.data(), static_cast<size_t>(sym.size()));
+      },
+      py::arg("symbols"), py::arg("indexes"), py::arg("table"));
 
   py::class_<IncrementalEncoder>(m, "Encoder")
       .def(py::init<std::shared_ptr<Table>>(), py::arg("table"))

@@ -1,10 +1,9 @@
 // ransform._cuda bindings of the EntropyBottleneck likelihood kernels (csrc/cuda/bottleneck.cuh).
 // Torch-agnostic like cuda_module.cpp: ransform/kernels/fused_bottleneck.py packs the parameters,
 // validates the tensors and passes raw device pointers and the current stream.
+#include <cuda_runtime.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
-
-#include <cuda_runtime.h>
 
 #include <cstdint>
 #include <stdexcept>
@@ -16,9 +15,9 @@
 #include "python/cuda_util.hpp"
 
 namespace py = pybind11;
+using ransform::cuda::BottleneckArgs;
 using ransform::py_cuda::check;
 using ransform::py_cuda::ptr;
-using ransform::cuda::BottleneckArgs;
 
 namespace {
 
@@ -38,8 +37,9 @@ BottleneckArgs args(std::uintptr_t values, std::uintptr_t params, int64_t channe
                           " hidden layers (see bottleneck_shapes())");
   }
   if (n > 0 && channels > 0 && (values == 0 || params == 0)) throw py::value_error("values and params must be set");
-  return BottleneckArgs{ptr<const float>(values), ptr<const float>(params), static_cast<int>(channels), n,
-                        width, hidden, likelihood_bound};
+  return BottleneckArgs{
+      ptr<const float>(values), ptr<const float>(params), static_cast<int>(channels), n, width, hidden,
+      likelihood_bound};
 }
 
 }  // namespace
@@ -67,14 +67,14 @@ void bind_bottleneck(py::module_& m) {
   m.def(
       "bottleneck_likelihood_backward",
       [](std::uintptr_t values, std::uintptr_t params, int64_t channels, int64_t n, int width, int hidden,
-         float likelihood_bound, std::uintptr_t grad_likelihood, std::uintptr_t grad_values,
-         std::uintptr_t grad_params, std::uintptr_t stream) {
+         float likelihood_bound, std::uintptr_t grad_likelihood, std::uintptr_t grad_values, std::uintptr_t grad_params,
+         std::uintptr_t stream) {
         const BottleneckArgs a = args(values, params, channels, n, width, hidden, likelihood_bound);
         if (n > 0 && channels > 0 && grad_likelihood == 0) throw py::value_error("grad_likelihood must be set");
         {
           py::gil_scoped_release release;
-          ransform::cuda::bottleneck_likelihood_backward(a, ptr<const float>(grad_likelihood),
-                                                         ptr<float>(grad_values), ptr<float>(grad_params),
+          ransform::cuda::bottleneck_likelihood_backward(a, ptr<const float>(grad_likelihood), ptr<float>(grad_values),
+                                                         ptr<float>(grad_params),
                                                          reinterpret_cast<cudaStream_t>(stream));
         }
         check(cudaGetLastError(), "bottleneck_likelihood_backward");

@@ -1,9 +1,8 @@
 // ransform._cuda: launchers for the CUDA kernels. Torch-agnostic: the Python side
 // (ransform/kernels/) validates tensors and passes raw device pointers, sizes and the
 // current CUDA stream handle; nothing here touches libtorch.
-#include <pybind11/pybind11.h>
-
 #include <cuda_runtime.h>
+#include <pybind11/pybind11.h>
 
 #include <cstdint>
 #include <stdexcept>
@@ -11,13 +10,13 @@
 
 #include "cuda/intnet.cuh"
 #include "cuda/likelihood.cuh"
-#include "python/cuda_util.hpp"
 #include "cuda/scale_index.cuh"
+#include "python/cuda_util.hpp"
 
 namespace py = pybind11;
+using ransform::cuda::ConditionalArgs;
 using ransform::py_cuda::check;
 using ransform::py_cuda::ptr;
-using ransform::cuda::ConditionalArgs;
 
 void bind_bottleneck(py::module_& m);  // cuda_bottleneck.cpp
 void bind_tables(py::module_& m);      // cuda_tables.cpp
@@ -38,8 +37,13 @@ ConditionalArgs args(std::uintptr_t values, std::uintptr_t scales, std::uintptr_
                      float scale_bound, float likelihood_bound) {
   if (n < 0) throw py::value_error("n must be >= 0");
   if (!(scale_bound > 0.f)) throw py::value_error("scale_bound must be positive");
-  return ConditionalArgs{ptr<const float>(values), ptr<const float>(scales), ptr<const float>(means), n,
-                         ransform::family_from_code(family), scale_bound, likelihood_bound};
+  return ConditionalArgs{ptr<const float>(values),
+                         ptr<const float>(scales),
+                         ptr<const float>(means),
+                         n,
+                         ransform::family_from_code(family),
+                         scale_bound,
+                         likelihood_bound};
 }
 
 }  // namespace
@@ -66,8 +70,8 @@ PYBIND11_MODULE(_cuda, m) {
   m.def(
       "conditional_likelihood_backward",
       [](std::uintptr_t values, std::uintptr_t scales, std::uintptr_t means, int64_t n, int family, float scale_bound,
-         float likelihood_bound, std::uintptr_t grad_likelihood, std::uintptr_t grad_values,
-         std::uintptr_t grad_scales, std::uintptr_t grad_means, std::uintptr_t stream) {
+         float likelihood_bound, std::uintptr_t grad_likelihood, std::uintptr_t grad_values, std::uintptr_t grad_scales,
+         std::uintptr_t grad_means, std::uintptr_t stream) {
         const ConditionalArgs a = args(values, scales, means, n, family, scale_bound, likelihood_bound);
         {
           py::gil_scoped_release release;
@@ -87,23 +91,22 @@ PYBIND11_MODULE(_cuda, m) {
          int64_t padding, int64_t output_padding, bool transposed, int out_bits, std::uintptr_t out,
          std::uintptr_t stream) {
         const ransform::intnet::ConvShape s{cin, h, w, cout, k, k, stride, padding, output_padding, transposed};
-        if (cin < 1 || cout < 1 || k < 1 || stride < 1 || padding < 0 || output_padding < 0 ||
-            s.out_h() < 1 || s.out_w() < 1 || (out_bits != 16 && out_bits != 32))
+        if (cin < 1 || cout < 1 || k < 1 || stride < 1 || padding < 0 || output_padding < 0 || s.out_h() < 1 ||
+            s.out_w() < 1 || (out_bits != 16 && out_bits != 32))
           throw py::value_error("invalid integer convolution shape");
         const ransform::intnet::Requant q{ptr<const int32_t>(bias), ptr<const int32_t>(m_pos),
                                           ptr<const int32_t>(m_neg), ptr<const int32_t>(shift),
                                           out_bits == 16 ? int64_t{32767} : int64_t{2147483647}};
         {
           py::gil_scoped_release release;
-          ransform::cuda::int_conv2d(ptr<const int16_t>(x), ptr<const int16_t>(weight), q, s, ptr<void>(out),
-                                     out_bits, reinterpret_cast<cudaStream_t>(stream));
+          ransform::cuda::int_conv2d(ptr<const int16_t>(x), ptr<const int16_t>(weight), q, s, ptr<void>(out), out_bits,
+                                     reinterpret_cast<cudaStream_t>(stream));
         }
         check(cudaGetLastError(), "int_conv2d");
       },
       py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("m_pos"), py::arg("m_neg"), py::arg("shift"),
-      py::arg("cin"), py::arg("h"), py::arg("w"), py::arg("cout"), py::arg("k"), py::arg("stride"),
-      py::arg("padding"), py::arg("output_padding"), py::arg("transposed"), py::arg("out_bits"), py::arg("out"),
-      py::arg("stream"),
+      py::arg("cin"), py::arg("h"), py::arg("w"), py::arg("cout"), py::arg("k"), py::arg("stride"), py::arg("padding"),
+      py::arg("output_padding"), py::arg("transposed"), py::arg("out_bits"), py::arg("out"), py::arg("stream"),
       "Integer (transposed) convolution of docs/FORMAT.md section 11 on device pointers (ransform.portable.ops).");
   m.def(
       "scale_index",

@@ -1,10 +1,9 @@
 // Bindings of the GPU table builders (csrc/cuda/tables.cu). Scale tables: host arrays in and
 // out (a few hundred scales). Mixtures: raw device pointers from ransform/kernels/rows.py, like the
 // likelihood kernels.
+#include <cuda_runtime.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
-
-#include <cuda_runtime.h>
 
 #include <cstdint>
 #include <stdexcept>
@@ -45,7 +44,8 @@ void bind_tables(py::module_& m) {
          double deviations, int32_t max_symbols, int precision, std::uintptr_t offsets, std::uintptr_t lengths,
          std::uintptr_t invalid, std::uintptr_t stream) {
         if (n < 0) throw py::value_error("n must be >= 0");
-        const MixtureParams q = mixture_params(family_from_name(family), components, deviations, max_symbols, precision);
+        const MixtureParams q =
+            mixture_params(family_from_name(family), components, deviations, max_symbols, precision);
         cuda::mixture_support(q, ptr<const float>(w), ptr<const float>(mu), ptr<const float>(s), n,
                               ptr<int32_t>(offsets), ptr<int32_t>(lengths), ptr<int>(invalid),
                               reinterpret_cast<cudaStream_t>(stream));
@@ -60,10 +60,11 @@ void bind_tables(py::module_& m) {
          double deviations, int32_t max_symbols, int precision, std::uintptr_t offsets, std::uintptr_t lengths,
          int32_t width, std::uintptr_t freqs, std::uintptr_t stream) {
         if (n < 0 || width < 1) throw py::value_error("n must be >= 0 and width >= 1");
-        const MixtureParams q = mixture_params(family_from_name(family), components, deviations, max_symbols, precision);
+        const MixtureParams q =
+            mixture_params(family_from_name(family), components, deviations, max_symbols, precision);
         cuda::mixture_frequencies(q, ptr<const float>(w), ptr<const float>(mu), ptr<const float>(s), n,
-                                  ptr<const int32_t>(offsets), ptr<const int32_t>(lengths), width,
-                                  ptr<uint32_t>(freqs), reinterpret_cast<cudaStream_t>(stream));
+                                  ptr<const int32_t>(offsets), ptr<const int32_t>(lengths), width, ptr<uint32_t>(freqs),
+                                  reinterpret_cast<cudaStream_t>(stream));
         check(cudaGetLastError(), "mixture_frequencies");
       },
       py::arg("weights"), py::arg("means"), py::arg("scales"), py::arg("n"), py::arg("components"), py::arg("family"),

@@ -1,11 +1,12 @@
 // intnet.cpp: binding of the integer convolution (core/intnet.hpp): argument checks, the
 // output array, the GIL released while it runs.
+#include "core/intnet.hpp"
+
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <string>
 
-#include "core/intnet.hpp"
 #include "python/arrays.hpp"
 
 namespace py = pybind11;
@@ -26,8 +27,9 @@ py::array int_conv2d(const py::handle& x_obj, const py::handle& w_obj, const py:
   if (stride < 1 || padding < 0 || output_padding < 0 || (transposed && output_padding >= stride) ||
       (!transposed && output_padding != 0))
     throw py::value_error("invalid stride / padding / output_padding");
-  intnet::ConvShape s{x.shape(0), x.shape(1), x.shape(2), transposed ? w.shape(1) : w.shape(0), w.shape(2),
-                      w.shape(3), stride, padding, output_padding, transposed};
+  intnet::ConvShape s{x.shape(0),     x.shape(1), x.shape(2), transposed ? w.shape(1) : w.shape(0),
+                      w.shape(2),     w.shape(3), stride,     padding,
+                      output_padding, transposed};
   if ((transposed ? w.shape(0) : w.shape(1)) != s.cin)
     throw py::value_error("weight expects " + std::to_string(transposed ? w.shape(0) : w.shape(1)) +
                           " input channels, x has " + std::to_string(s.cin));
@@ -42,18 +44,22 @@ py::array int_conv2d(const py::handle& x_obj, const py::handle& w_obj, const py:
                             std::to_string(s.cout) + ")");
   }
   for (py::ssize_t i = 0; i < s.cout; ++i)
-    if (per_channel[3].data()[i] < 0 || per_channel[3].data()[i] > 62)
-      throw py::value_error("shift must be in 0..62");
+    if (per_channel[3].data()[i] < 0 || per_channel[3].data()[i] > 62) throw py::value_error("shift must be in 0..62");
   const intnet::Kernel best = intnet::best_kernel();
   intnet::Kernel k = best;
-  if (kernel == "scalar") k = intnet::Kernel::scalar;
-  else if (kernel == "sse2") k = intnet::Kernel::sse2;
-  else if (kernel == "avx2") k = intnet::Kernel::avx2;
-  else if (kernel == "avx512") k = intnet::Kernel::avx512;
-  else if (kernel != "auto") throw py::value_error("kernel must be 'auto', 'scalar', 'sse2', 'avx2' or 'avx512'");
+  if (kernel == "scalar")
+    k = intnet::Kernel::scalar;
+  else if (kernel == "sse2")
+    k = intnet::Kernel::sse2;
+  else if (kernel == "avx2")
+    k = intnet::Kernel::avx2;
+  else if (kernel == "avx512")
+    k = intnet::Kernel::avx512;
+  else if (kernel != "auto")
+    throw py::value_error("kernel must be 'auto', 'scalar', 'sse2', 'avx2' or 'avx512'");
   if (k > best) throw py::value_error("this CPU cannot run the " + kernel + " kernel");
-  const intnet::Requant q{per_channel[0].data(), per_channel[1].data(), per_channel[2].data(),
-                          per_channel[3].data(), out_bits == 16 ? int64_t{32767} : int64_t{2147483647}};
+  const intnet::Requant q{per_channel[0].data(), per_channel[1].data(), per_channel[2].data(), per_channel[3].data(),
+                          out_bits == 16 ? int64_t{32767} : int64_t{2147483647}};
   const std::vector<py::ssize_t> shape{s.cout, s.out_h(), s.out_w()};
   const int resolved = resolve_threads(threads);
   if (out_bits == 16) {
@@ -73,10 +79,9 @@ py::array int_conv2d(const py::handle& x_obj, const py::handle& w_obj, const py:
 }  // namespace
 
 void bind_intnet(py::module_& m) {
-  m.def("int_conv2d", &int_conv2d, py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("m_pos"),
-        py::arg("m_neg"), py::arg("shift"), py::arg("stride") = 1, py::arg("padding") = 0,
-        py::arg("output_padding") = 0, py::arg("transposed") = false, py::arg("out_bits") = 16,
-        py::arg("threads") = 1, py::arg("kernel") = "auto",
+  m.def("int_conv2d", &int_conv2d, py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("m_pos"), py::arg("m_neg"),
+        py::arg("shift"), py::arg("stride") = 1, py::arg("padding") = 0, py::arg("output_padding") = 0,
+        py::arg("transposed") = false, py::arg("out_bits") = 16, py::arg("threads") = 1, py::arg("kernel") = "auto",
         "Exact integer (transposed) convolution with requantization, docs/FORMAT.md section 11: "
         "x int16 (C, H, W), weight int16 (torch layout), per-channel int32 bias, m_pos, m_neg, shift; "
         "returns int16 or int32 (C_out, H_out, W_out). The bits do not depend on threads or kernel.");

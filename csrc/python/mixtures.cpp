@@ -31,7 +31,8 @@ py::tuple mixture_rows(const py::handle& w_obj, const py::handle& m_obj, const p
   int64_t bad;
   {
     py::gil_scoped_release release;
-    bad = mixture_supports(q, w.data(), mu.data(), s.data(), n, offsets.mutable_data(), lengths.mutable_data(), threads);
+    bad =
+        mixture_supports(q, w.data(), mu.data(), s.data(), n, offsets.mutable_data(), lengths.mutable_data(), threads);
   }
   if (bad != n)
     throw py::value_error("mixture parameters of element " + std::to_string(bad) +

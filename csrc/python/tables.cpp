@@ -26,8 +26,8 @@ void check_row(const SymbolTables& t, int64_t row) {
 }
 
 std::shared_ptr<CategoricalTableHandle> pmfs_handle(const py::handle& pmfs_obj, const py::handle& lengths_obj,
-                                                              const py::handle& offsets_obj,
-                                                              const py::handle& tail_obj, int precision) {
+                                                    const py::handle& offsets_obj, const py::handle& tail_obj,
+                                                    int precision) {
   auto pmfs = contiguous<double>(pmfs_obj, "pmfs", "float64");
   auto lengths = contiguous<int32_t>(lengths_obj, "lengths", "int32");
   auto offsets = contiguous<int32_t>(offsets_obj, "offsets", "int32");
@@ -46,8 +46,8 @@ std::shared_ptr<CategoricalTableHandle> pmfs_handle(const py::handle& pmfs_obj, 
 }
 
 std::shared_ptr<CategoricalTableHandle> frequencies_handle(const py::handle& freqs_obj, const py::handle& lengths_obj,
-                                                               const py::handle& offsets_obj, bool has_escape,
-                                                               int precision) {
+                                                           const py::handle& offsets_obj, bool has_escape,
+                                                           int precision) {
   auto freqs = contiguous<uint32_t>(freqs_obj, "frequencies", "uint32");
   auto lengths = contiguous<int32_t>(lengths_obj, "lengths", "int32");
   auto offsets = contiguous<int32_t>(offsets_obj, "offsets", "int32");
@@ -56,8 +56,8 @@ std::shared_ptr<CategoricalTableHandle> frequencies_handle(const py::handle& fre
   if (rows < 1 || width < 1) throw py::value_error("frequencies must have at least one row and one column");
   if (lengths.size() != rows || offsets.size() != rows)
     throw py::value_error("lengths and offsets need one entry per row");
-  SymbolTables t = categorical_from_frequencies(freqs.data(), rows, width, lengths.data(), offsets.data(),
-                                                has_escape, precision);
+  SymbolTables t =
+      categorical_from_frequencies(freqs.data(), rows, width, lengths.data(), offsets.data(), has_escape, precision);
   return std::make_shared<CategoricalTableHandle>(std::move(t));
 }
 
@@ -81,16 +81,38 @@ void bind_tables(py::module_& m) {
   py::class_<Table, std::shared_ptr<Table>>(m, "Table", "A set of quantized distributions, one per row.")
       .def_property_readonly("precision", [](const Table& t) { return t.symbols().precision(); })
       .def_property_readonly("rows", [](const Table& t) { return t.symbols().rows(); })
-      .def("offset", [](const Table& t, int64_t r) { check_row(t.symbols(), r); return t.symbols().row(r).offset; },
-           py::arg("row"), "Value of the row's first in-range symbol.")
-      .def("size", [](const Table& t, int64_t r) { check_row(t.symbols(), r); return t.symbols().row(r).nsym; },
-           py::arg("row"), "Number of in-range symbols of the row (escape not counted).")
-      .def("has_escape", [](const Table& t, int64_t r) { check_row(t.symbols(), r); return t.symbols().row(r).has_escape != 0; },
-           py::arg("row"))
-      .def("frequencies", [](const Table& t, int64_t r) { return frequencies(t.symbols(), r); }, py::arg("row"),
-           "Quantized frequencies of the row (in-range symbols, then the escape symbol if any); they sum to 2**precision.")
-      .def("entropy", [](const Table& t, int64_t r) { check_row(t.symbols(), r); return t.symbols().entropy(r); },
-           py::arg("row"), "Entropy in bits of the row's quantized distribution.");
+      .def(
+          "offset",
+          [](const Table& t, int64_t r) {
+            check_row(t.symbols(), r);
+            return t.symbols().row(r).offset;
+          },
+          py::arg("row"), "Value of the row's first in-range symbol.")
+      .def(
+          "size",
+          [](const Table& t, int64_t r) {
+            check_row(t.symbols(), r);
+            return t.symbols().row(r).nsym;
+          },
+          py::arg("row"), "Number of in-range symbols of the row (escape not counted).")
+      .def(
+          "has_escape",
+          [](const Table& t, int64_t r) {
+            check_row(t.symbols(), r);
+            return t.symbols().row(r).has_escape != 0;
+          },
+          py::arg("row"))
+      .def(
+          "frequencies", [](const Table& t, int64_t r) { return frequencies(t.symbols(), r); }, py::arg("row"),
+          "Quantized frequencies of the row (in-range symbols, then the escape symbol if any); they sum to "
+          "2**precision.")
+      .def(
+          "entropy",
+          [](const Table& t, int64_t r) {
+            check_row(t.symbols(), r);
+            return t.symbols().entropy(r);
+          },
+          py::arg("row"), "Entropy in bits of the row's quantized distribution.");
 
   py::class_<ScaleTableHandle, Table, std::shared_ptr<ScaleTableHandle>>(m, "ScaleTable")
       .def(py::init([](const std::string& family, const py::object& scales, int precision, double tail_mass) {
@@ -100,58 +122,64 @@ void bind_tables(py::module_& m) {
              return std::make_shared<ScaleTableHandle>(ScaleTable(f, std::move(s), precision, tail_mass));
            }),
            py::arg("family"), py::arg("scales"), py::arg("precision"), py::arg("tail_mass"))
-      .def_static("from_rows",
-           [](const std::string& family, const py::object& scales, int precision, double tail_mass,
-              const py::handle& radius, const py::handle& freqs, const py::handle& crossings) {
-             std::vector<float> s = scales_or_default(scales);
-             const Family f = family_from_name(family);
-             const ScaleRows rows = py_arrays::scale_rows_from_python(radius, freqs, crossings);
-             py::gil_scoped_release release;
-             return std::make_shared<ScaleTableHandle>(ScaleTable(f, std::move(s), precision, tail_mass, &rows));
-           },
-           py::arg("family"), py::arg("scales"), py::arg("precision"), py::arg("tail_mass"), py::arg("radius"),
-           py::arg("frequencies"), py::arg("crossings"),
-           "A scale table from rows built elsewhere (the GPU builder), see build_scale_rows.")
+      .def_static(
+          "from_rows",
+          [](const std::string& family, const py::object& scales, int precision, double tail_mass,
+             const py::handle& radius, const py::handle& freqs, const py::handle& crossings) {
+            std::vector<float> s = scales_or_default(scales);
+            const Family f = family_from_name(family);
+            const ScaleRows rows = py_arrays::scale_rows_from_python(radius, freqs, crossings);
+            py::gil_scoped_release release;
+            return std::make_shared<ScaleTableHandle>(ScaleTable(f, std::move(s), precision, tail_mass, &rows));
+          },
+          py::arg("family"), py::arg("scales"), py::arg("precision"), py::arg("tail_mass"), py::arg("radius"),
+          py::arg("frequencies"), py::arg("crossings"),
+          "A scale table from rows built elsewhere (the GPU builder), see build_scale_rows.")
       .def_property_readonly("family", [](const ScaleTableHandle& t) { return family_name(t.table.family()); })
       .def_property_readonly("tail_mass", [](const ScaleTableHandle& t) { return t.table.tail_mass(); })
-      .def_property_readonly("scales", [](const ScaleTableHandle& t) {
-        const auto& s = t.table.scales();
-        return py::array_t<float>(static_cast<py::ssize_t>(s.size()), s.data());
-      })
-      .def_property_readonly("thresholds", [](const ScaleTableHandle& t) {
-        const auto s = t.table.thresholds();
-        return py::array_t<float>(static_cast<py::ssize_t>(s.size()), s.data());
-      })
-      .def("index", [](const ScaleTableHandle& t, const py::handle& scales_obj, int threads) {
-             auto scales = contiguous<float>(scales_obj, "scales", "float32");
-             const size_t n = static_cast<size_t>(scales.size());
-             py::array_t<int32_t> out(static_cast<py::ssize_t>(n));
-             size_t bad;
-             {
-               py::gil_scoped_release release;
-               bad = index_scales(t.table, scales.data(), out.mutable_data(), n, threads);
-             }
-             if (bad != static_cast<size_t>(scales.size()))
-               throw py::value_error("scales must be finite and non-negative; flat position " + std::to_string(bad) +
-                                     " holds " + std::string(py::str(py::float_(scales.data()[bad]))));
-             return out;
-           },
-           py::arg("scales"), py::arg("threads") = 1, "Row index of every float32 scale (flat int32 array).");
+      .def_property_readonly("scales",
+                             [](const ScaleTableHandle& t) {
+                               const auto& s = t.table.scales();
+                               return py::array_t<float>(static_cast<py::ssize_t>(s.size()), s.data());
+                             })
+      .def_property_readonly("thresholds",
+                             [](const ScaleTableHandle& t) {
+                               const auto s = t.table.thresholds();
+                               return py::array_t<float>(static_cast<py::ssize_t>(s.size()), s.data());
+                             })
+      .def(
+          "index",
+          [](const ScaleTableHandle& t, const py::handle& scales_obj, int threads) {
+            auto scales = contiguous<float>(scales_obj, "scales", "float32");
+            const size_t n = static_cast<size_t>(scales.size());
+            py::array_t<int32_t> out(static_cast<py::ssize_t>(n));
+            size_t bad;
+            {
+              py::gil_scoped_release release;
+              bad = index_scales(t.table, scales.data(), out.mutable_data(), n, threads);
+            }
+            if (bad != static_cast<size_t>(scales.size()))
+              throw py::value_error("scales must be finite and non-negative; flat position " + std::to_string(bad) +
+                                    " holds " + std::string(py::str(py::float_(scales.data()[bad]))));
+            return out;
+          },
+          py::arg("scales"), py::arg("threads") = 1, "Row index of every float32 scale (flat int32 array).");
 
-  m.def("build_scale_rows",
-        [](const std::string& family, const py::object& scales, int precision, double tail_mass) {
-          const std::vector<float> s = scales_or_default(scales);
-          const Family f = family_from_name(family);
-          ScaleTable::check_arguments(s, precision, tail_mass);
-          ScaleRows rows;
-          {
-            py::gil_scoped_release release;
-            rows = build_scale_rows(f, s, precision, tail_mass);
-          }
-          return py_arrays::scale_rows_to_python(rows);
-        },
-        py::arg("family"), py::arg("scales"), py::arg("precision"), py::arg("tail_mass"),
-        "The CPU's rows and crossings of a scale table: (radius, flat frequencies, crossings).");
+  m.def(
+      "build_scale_rows",
+      [](const std::string& family, const py::object& scales, int precision, double tail_mass) {
+        const std::vector<float> s = scales_or_default(scales);
+        const Family f = family_from_name(family);
+        ScaleTable::check_arguments(s, precision, tail_mass);
+        ScaleRows rows;
+        {
+          py::gil_scoped_release release;
+          rows = build_scale_rows(f, s, precision, tail_mass);
+        }
+        return py_arrays::scale_rows_to_python(rows);
+      },
+      py::arg("family"), py::arg("scales"), py::arg("precision"), py::arg("tail_mass"),
+      "The CPU's rows and crossings of a scale table: (radius, flat frequencies, crossings).");
 
   m.def("default_scales", []() {
     const auto s = default_scales();
@@ -159,8 +187,8 @@ void bind_tables(py::module_& m) {
   });
 
   py::class_<CategoricalTableHandle, Table, std::shared_ptr<CategoricalTableHandle>>(m, "CategoricalTable")
-      .def(py::init(&pmfs_handle), py::arg("pmfs"), py::arg("lengths"), py::arg("offsets"),
-           py::arg("tail_mass"), py::arg("precision"))
+      .def(py::init(&pmfs_handle), py::arg("pmfs"), py::arg("lengths"), py::arg("offsets"), py::arg("tail_mass"),
+           py::arg("precision"))
       .def_static("from_frequencies", &frequencies_handle, py::arg("frequencies"), py::arg("lengths"),
                   py::arg("offsets"), py::arg("has_escape"), py::arg("precision"));
 }
