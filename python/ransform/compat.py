@@ -52,7 +52,8 @@ def _strip_prefixes(key: str) -> str:
     return key
 
 
-def _rename(key: str) -> str:
+def rename_bottleneck_key(key: str) -> str:
+    """Old CompressAI spellings of EntropyBottleneck parameters -> ``matrices.N`` etc."""
     for pattern, replacement in _EB_RENAMES:
         key = pattern.sub(replacement, key)
     return key
@@ -64,7 +65,7 @@ def is_compressai(state_dict: Mapping) -> bool:
 
 def convert_state_dict(checkpoint) -> dict:
     """A ransform state dict from a CompressAI or ransform checkpoint (see module docs)."""
-    state = {_rename(_strip_prefixes(k)): v for k, v in unwrap(checkpoint).items()}
+    state = {rename_bottleneck_key(_strip_prefixes(k)): v for k, v in unwrap(checkpoint).items()}
     if is_compressai(state):
         state = {k: v for k, v in state.items() if not _COMPRESSAI_DERIVED.search(k)}
     return state

@@ -1,5 +1,5 @@
-"""Layers of the published models: GDN / IGDN, masked convolutions, convolution helpers and
-the residual blocks of Cheng et al. 2020.
+"""Layers of the published models: GDN / IGDN, masked convolutions, convolution helpers, and
+the residual and attention blocks of Cheng et al. 2020.
 
 Parameter and module names follow CompressAI's, so its checkpoints load as they are; constant
 buffers CompressAI also saves (reparametrization pedestals, bounds, masks) are not parameters
@@ -45,6 +45,14 @@ class GDN(nn.Module):
         self.beta = nn.Parameter(self._beta.to_stored(torch.ones(channels)))
         self.gamma = nn.Parameter(self._gamma.to_stored(gamma_init * torch.eye(channels)))
 
+    def _load_from_state_dict(self, state_dict, prefix, *args):
+        # CompressAI saves its reparametrization constants (pedestal, bound) as buffers; they
+        # are the constants above, so they are dropped rather than reported as unexpected.
+        for name in ("beta_reparam.pedestal", "beta_reparam.lower_bound.bound", "gamma_reparam.pedestal",
+                     "gamma_reparam.lower_bound.bound"):
+            state_dict.pop(prefix + name, None)
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         channels = x.shape[1]
         beta = self._beta.to_value(self.beta)
@@ -79,6 +87,16 @@ class MaskedConv2d(nn.Conv2d):
             raise ValueError(f"mask must be 'raster', 'raster-b' or 'checkerboard', got {mask!r}")
         self.mask_type = mask
         self.register_buffer("mask", m.expand_as(self.weight).clone(), persistent=False)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        # CompressAI saves the mask; it must be this one (a checkpoint of another mask would
+        # give a model that silently sees the wrong context).
+        saved = state_dict.pop(prefix + "mask", None)
+        if saved is not None and not torch.equal(saved.to(self.mask), self.mask):
+            error_msgs.append(f"{prefix}mask: the checkpoint's mask is not this layer's {self.mask_type!r} mask")
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, self.weight * self.mask, self.bias)
@@ -149,3 +167,31 @@ class ResidualBlock(nn.Module):
     def forward(self, x):
         out = self.leaky_relu(self.conv2(self.leaky_relu(self.conv1(x))))
         return out + (x if self.skip is None else self.skip(x))
+
+
+class _AttentionUnit(nn.Module):
+    """Bottleneck residual unit of the attention block: 1x1 down to half the channels, 3x3,
+    1x1 back up, added to the input, then ReLU."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        half = channels // 2
+        self.conv = nn.Sequential(conv1x1(channels, half), nn.ReLU(inplace=True), conv3x3(half, half),
+                                  nn.ReLU(inplace=True), conv1x1(half, channels))
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        return self.relu(self.conv(x) + x)
+
+
+class AttentionBlock(nn.Module):
+    """The simplified attention module of Cheng et al. 2020: a trunk of three residual units
+    gated by sigmoid(mask branch), plus the input. Module names are CompressAI's."""
+
+    def __init__(self, N: int):
+        super().__init__()
+        self.conv_a = nn.Sequential(_AttentionUnit(N), _AttentionUnit(N), _AttentionUnit(N))
+        self.conv_b = nn.Sequential(_AttentionUnit(N), _AttentionUnit(N), _AttentionUnit(N), conv1x1(N, N))
+
+    def forward(self, x):
+        return x + self.conv_a(x) * torch.sigmoid(self.conv_b(x))

@@ -139,6 +139,17 @@ class EntropyBottleneck(EntropyModel):
         (which moves the medians, and with them what ``forward`` rounds around)."""
         if self._frequencies.numel() and not force:
             return False
+        table, lengths, minima = self._quantized_rows(update_quantiles)
+        device = self.quantiles.device
+        self._frequencies = torch.from_numpy(padded_frequencies(table)).to(device)
+        self._lengths = (lengths + 1).to(torch.int32).to(device)  # + the escape symbol
+        self._offsets = (-minima).to(torch.int32).to(device)
+        self._table = table
+        return True
+
+    def _quantized_rows(self, update_quantiles: bool):
+        """(table, lengths, minima): each channel's row from its median - minima to its
+        median + maxima (lengths values, plus the escape)."""
         solved = self.solve_quantiles()
         if update_quantiles:
             self.quantiles.copy_(solved)
@@ -156,17 +167,7 @@ class EntropyBottleneck(EntropyModel):
         table = CategoricalTable(as_host_array(pmf, torch.float64), offsets=as_host_array(-minima, torch.int32),
                                  tail_mass=as_host_array(tail[:, 0], torch.float64), precision=self.precision,
                                  lengths=as_host_array(lengths, torch.int32))
-        width = int(lengths.max()) + 1
-        freqs = np.zeros((self.channels, width), np.int32)
-        for c in range(self.channels):
-            f = table.frequencies(c)
-            freqs[c, : f.size] = f
-        device = self.quantiles.device
-        self._frequencies = torch.from_numpy(freqs).to(device)
-        self._lengths = (lengths + 1).to(torch.int32).to(device)  # + the escape symbol
-        self._offsets = (-minima).to(torch.int32).to(device)
-        self._table = table
-        return True
+        return table, lengths, minima
 
     @property
     def table(self) -> CategoricalTable:
@@ -208,3 +209,12 @@ class EntropyBottleneck(EntropyModel):
                             for i, s in enumerate(strings)]) if strings else np.zeros(shape, np.int32)
         medians = self._medians_like(len(shape))
         return torch.from_numpy(symbols).to(medians.device, medians.dtype) + medians
+
+
+def padded_frequencies(table) -> np.ndarray:
+    """(rows, widest row) int32: each row's frequencies (escape last), zeros after them."""
+    rows = [table.frequencies(r) for r in range(table.rows)]
+    out = np.zeros((len(rows), max(f.size for f in rows)), np.int32)
+    for r, f in enumerate(rows):
+        out[r, : f.size] = f
+    return out

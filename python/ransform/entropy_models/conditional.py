@@ -12,6 +12,15 @@ from ransform.ops import lower_bound
 from ransform.tables import ScaleTable, default_scales
 
 
+def _check_scales(scales, what: str) -> None:
+    """Scales are floating-point tensors; integer ones are table indexes (CompressAI's API,
+    :mod:`ransform.compressai`), a mix-up that would otherwise code with the wrong rows."""
+    if not isinstance(scales, torch.Tensor) or not scales.is_floating_point():
+        kind = scales.dtype if isinstance(scales, (torch.Tensor, np.ndarray)) else type(scales).__name__
+        raise TypeError(f"GaussianConditional.{what} takes scales (a floating-point tensor), got {kind}: table "
+                        "indexes belong to ransform.compressai.entropy_models.GaussianConditional")
+
+
 class GaussianConditional(EntropyModel):
     """Discretized Gaussian N(mean, scale^2) convolved with U(-1/2, 1/2).
 
@@ -99,6 +108,7 @@ class GaussianConditional(EntropyModel):
     @torch.no_grad()
     def compress(self, x: torch.Tensor, scales: torch.Tensor, means: torch.Tensor | None = None) -> list[bytes]:
         """One stream per batch element: round(x - means) coded with the scales' rows."""
+        _check_scales(scales, "compress")
         if x.shape != scales.shape or (means is not None and means.shape != x.shape):
             raise ValueError(f"x, scales and means must have the same shape, got {tuple(x.shape)}, "
                              f"{tuple(scales.shape)}" + ("" if means is None else f", {tuple(means.shape)}"))
@@ -109,6 +119,7 @@ class GaussianConditional(EntropyModel):
     @torch.no_grad()
     def decompress(self, strings: list[bytes], scales: torch.Tensor, means: torch.Tensor | None = None) -> torch.Tensor:
         """The dequantized latent, shaped like ``scales``."""
+        _check_scales(scales, "decompress")
         if len(strings) != scales.shape[0]:
             raise ValueError(f"got {len(strings)} streams for a batch of {scales.shape[0]}")
         for s in strings:
