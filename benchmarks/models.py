@@ -60,6 +60,13 @@ class CoderClock:
                 setattr(obj, name, fn)
 
 
+def spread_latents(net, gain: float) -> None:
+    """Scales the last analysis layer with weights (an attention block passes the scale on):
+    random analysis transforms give |y| < 1, a trained model's latents spread wider."""
+    last = next(m for m in reversed(net.g_a) if hasattr(m, "weight") or isinstance(m, torch.nn.Sequential))
+    (last.weight if hasattr(last, "weight") else last[0].weight).mul_(gain)
+
+
 def load_image(path: str) -> torch.Tensor:
     return torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1)[None].float() / 255
 
@@ -71,8 +78,7 @@ def measure(name: str, quality: int, x: torch.Tensor, repeat: int, latent_gain: 
     torch.manual_seed(0)
     net = models.get_model(name, quality).eval()
     with torch.no_grad():  # random analysis transforms give |y| < 1: a gain spreads the symbols
-        last = net.g_a[-1]
-        (last.weight if hasattr(last, "weight") else last[0].weight).mul_(latent_gain)
+        spread_latents(net, latent_gain)
     net.update()
     x, _ = pad(x, net.downsampling_factor)
     with torch.no_grad():
@@ -103,7 +109,8 @@ def measure_compressai(name: str, quality: int, x: torch.Tensor, repeat: int, la
     cai = import_compressai(models=True)
     classes = {"bmshj2018-factorized": "FactorizedPrior", "bmshj2018-factorized-relu": "FactorizedPriorReLU",
              "bmshj2018-hyperprior": "ScaleHyperprior", "mbt2018-mean": "MeanScaleHyperprior",
-             "mbt2018": "JointAutoregressiveHierarchicalPriors", "cheng2020-anchor": "Cheng2020Anchor"}
+             "mbt2018": "JointAutoregressiveHierarchicalPriors", "cheng2020-anchor": "Cheng2020Anchor",
+             "cheng2020-attn": "Cheng2020Attention"}
     if name not in classes:
         raise SystemExit(f"CompressAI 1.2.8 has no {name}")
     from ransform.models import sizes as zoo_sizes  # the same (N, M) as CompressAI's zoo
@@ -112,8 +119,7 @@ def measure_compressai(name: str, quality: int, x: torch.Tensor, repeat: int, la
     torch.manual_seed(0)
     net = getattr(module, classes[name])(**zoo_sizes(name, quality)).eval()
     with torch.no_grad():
-        last = net.g_a[-1]
-        (last.weight if hasattr(last, "weight") else last[0].weight).mul_(latent_gain)
+        spread_latents(net, latent_gain)
     net.update(force=True)
     f = 64
     h, w = x.shape[-2:]

@@ -9,12 +9,13 @@ torch = pytest.importorskip("torch")
 
 from ransform import models  # noqa: E402
 from ransform.image import crop, pad  # noqa: E402
+from ransform.layers import AttentionBlock  # noqa: E402
 
 SMALL = {"N": 16, "M": 24}
 
 
 # Residual blocks keep more of the input's energy: a smaller gain gives a similar spread.
-LATENT_GAIN = {"cheng2020-anchor": 4.0}
+LATENT_GAIN = {"cheng2020-anchor": 4.0, "cheng2020-attn": 4.0}
 
 
 def small_model(name, seed=0, latent_gain=None):
@@ -24,7 +25,7 @@ def small_model(name, seed=0, latent_gain=None):
     torch.manual_seed(seed)
     net = models.MODELS[name](**models.sizes_from_name(name, SMALL))
     with torch.no_grad():
-        last = net.g_a[-1]
+        last = next(m for m in reversed(net.g_a) if not isinstance(m, AttentionBlock))  # the residual block passes it on
         (last.weight if hasattr(last, "weight") else last[0].weight).mul_(latent_gain)
     net.eval()
     net.update()

@@ -1,5 +1,5 @@
 """Context models: Minnen et al. 2018 joint autoregressive + hyperprior ("mbt2018"), Cheng et
-al. 2020 ("cheng2020-anchor") and the checkerboard context of He et al. 2021 ("checkerboard").
+al. 2020 ("cheng2020-anchor", "cheng2020-attn") and the checkerboard context of He et al. 2021 ("checkerboard").
 
 What is coded. Each latent element is coded as s = round(y - mean), and the decoder rebuilds
 y_hat = s + mean; the context of later elements is computed from these y_hat. The means depend
@@ -24,6 +24,7 @@ from torch import nn
 
 from ransform.layers import (
     GDN,
+    AttentionBlock,
     MaskedConv2d,
     ResidualBlock,
     ResidualBlockUpsample,
@@ -262,6 +263,24 @@ class Cheng2020Anchor(JointAutoregressiveHierarchicalPriors):
     @staticmethod
     def sizes_from_state_dict(state) -> dict:
         return {"N": state["g_a.0.conv1.weight"].size(0)}
+
+
+class Cheng2020Attention(Cheng2020Anchor):
+    """cheng2020-attn: cheng2020-anchor with the simplified attention blocks of Cheng et al.
+    2020, two in the analysis and two in the synthesis transform (CompressAI's layout)."""
+
+    def __init__(self, N: int = 192, **kwargs):
+        super().__init__(N=N, **kwargs)
+        self.g_a = nn.Sequential(
+            ResidualBlockWithStride(3, N, stride=2), ResidualBlock(N, N),
+            ResidualBlockWithStride(N, N, stride=2), AttentionBlock(N), ResidualBlock(N, N),
+            ResidualBlockWithStride(N, N, stride=2), ResidualBlock(N, N),
+            conv3x3(N, N, stride=2), AttentionBlock(N))
+        self.g_s = nn.Sequential(
+            AttentionBlock(N), ResidualBlock(N, N), ResidualBlockUpsample(N, N, 2),
+            ResidualBlock(N, N), ResidualBlockUpsample(N, N, 2),
+            AttentionBlock(N), ResidualBlock(N, N), ResidualBlockUpsample(N, N, 2),
+            ResidualBlock(N, N), subpel_conv3x3(N, 3, 2))
 
 
 class CheckerboardContext(JointAutoregressiveHierarchicalPriors):
