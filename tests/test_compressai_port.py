@@ -332,3 +332,55 @@ def test_port_rewrites_imports_only(tmp_path):
     namespace = {}
     exec(port_source("import compressai.ans\nimport compressai\nencoder = compressai.ans.RansEncoder()"), namespace)
     assert isinstance(namespace["encoder"], ans.RansEncoder)
+
+
+# --- zoo, datasets, losses, registry ------------------------------------------------------------
+def test_zoo_constructors_build_compressai_sizes_and_fetch_published_weights(monkeypatch):
+    from ransform.compressai import zoo as cai_zoo
+    assert set(cai_zoo.models) == set(cai_zoo.image_models) >= {"bmshj2018-factorized", "mbt2018", "cheng2020-attn"}
+    net = cai_zoo.mbt2018_mean(5)
+    assert (net.g_a[0].out_channels, net.g_a[6].out_channels) == (192, 320)  # CompressAI's zoo size for q5
+    assert cai_zoo.cheng2020_attn(1).g_a[0].conv1.out_channels == 128
+    with pytest.raises(ValueError, match="quality"):
+        cai_zoo.cheng2020_anchor(7)
+    with pytest.raises(ValueError, match="metric"):
+        cai_zoo.mbt2018(1, metric="psnr")
+    calls = []
+    monkeypatch.setattr(zoo, "load", lambda *args, **kwargs: calls.append((args, kwargs)) or "loaded")
+    assert cai_zoo.bmshj2018_hyperprior(2, metric="ms-ssim", pretrained=True, progress=False) == "loaded"
+    assert calls == [(("bmshj2018-hyperprior", 2), {"pretrained": "compressai", "metric": "ms-ssim",
+                                                    "progress": False})]
+
+
+def test_image_folder_reads_like_compressai(tmp_path):
+    from PIL import Image
+    from ransform.compressai.datasets import ImageFolder
+    (tmp_path / "train").mkdir()
+    Image.new("RGB", (20, 10), (200, 30, 7)).save(tmp_path / "train" / "a.png")
+    Image.fromarray(np.full((8, 6), 65535, np.uint16)).save(tmp_path / "train" / "b.png")  # 16-bit gray
+    (tmp_path / "train" / "notes.txt").write_text("not an image")
+    data = ImageFolder(tmp_path, split="train")
+    assert len(data) == 2
+    assert data[0].mode == "RGB" and data[0].size == (20, 10) and data[0].getpixel((0, 0)) == (200, 30, 7)
+    assert data[1].mode == "RGB" and data[1].getpixel((0, 0)) == (255, 255, 255)
+    assert ImageFolder(tmp_path, transform=lambda im: im.size)[0] == (20, 10)
+    with pytest.raises(RuntimeError, match="Missing directory"):
+        ImageFolder(tmp_path, split="test")
+
+
+def test_losses_and_registry_follow_compressai():
+    from ransform.compressai.losses import RateDistortionLoss
+    from ransform.compressai.registry import MODELS, register_model
+    out = {"x_hat": torch.full((1, 3, 4, 4), 0.5), "likelihoods": {"y": torch.full((1, 2, 2, 2), 0.5)}}
+    target = torch.zeros(1, 3, 4, 4)
+    terms = RateDistortionLoss(lmbda=0.01)(out, target)
+    assert RateDistortionLoss(lmbda=0.01, return_type="loss")(out, target) == terms["loss"]
+    assert float(terms["bpp_loss"]) == pytest.approx(8 / 16)
+    with pytest.raises(ValueError, match="return_type"):
+        RateDistortionLoss(return_type="psnr")(out, target)
+
+    @register_model("my-test-model")
+    class Mine(CompressionModel):
+        pass
+
+    assert MODELS["my-test-model"] is Mine

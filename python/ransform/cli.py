@@ -184,6 +184,27 @@ def _model_args(p, checkpoint_help: str) -> None:
     p.add_argument("--model", help="registry name (shipped weights with --quality, or the kind of a CompressAI checkpoint)")
     p.add_argument("--quality", type=_positive_int, help="quality of the shipped weights")
     p.add_argument("--checkpoint", help=checkpoint_help)
+    _pretrained_options(p)
+
+
+def _pretrained_options(p) -> None:
+    p.add_argument("--pretrained", choices=("ransform", "compressai"), default="ransform",
+                   help="whose weights --model names: ransform's shipped ones (default) or CompressAI's published "
+                   "ones (downloaded once into the torch hub cache)")
+    p.add_argument("--metric", choices=("mse", "ms-ssim"), default="mse",
+                   help="with --pretrained compressai: the weights trained for MSE (default) or MS-SSIM")
+
+
+def _resolve_pretrained(args) -> None:
+    """--pretrained compressai: --model names CompressAI's published weights of that architecture."""
+    if getattr(args, "pretrained", "ransform") != "compressai":
+        return
+    from ransform import published
+    if not args.model:
+        raise ValueError("--pretrained compressai needs --model ARCHITECTURE (e.g. mbt2018-mean)")
+    if args.checkpoint:
+        raise ValueError("give --pretrained compressai or --checkpoint, not both")
+    args.model = published.name(args.model, args.metric)
 
 
 def _notes(notes) -> None:
@@ -522,7 +543,8 @@ def _add_compress(sub) -> None:
 
 def _add_decompress(sub) -> None:
     p = sub.add_parser("decompress", help="decompress an .rfm file into a PNG",
-                       description="Decompress an .rfm file; the model is the shipped one the file names, or --checkpoint.")
+                       description="Decompress an .rfm file; the model is the one the file names (shipped, or CompressAI's "
+                       "published weights, fetched once), or --checkpoint.")
     p.add_argument("file", help="input .rfm file")
     p.add_argument("-o", "--output", help="output image (default: FILE without .rfm, as .png)")
     p.add_argument("--checkpoint", help="checkpoint the file was written with (when it is not a shipped model)")
@@ -539,6 +561,7 @@ def _add_eval(sub) -> None:
     p.add_argument("--model", help="registry name (shipped weights, or the kind of CompressAI checkpoints)")
     p.add_argument("--quality", type=_qualities, help="qualities, comma separated (e.g. 1,2,3)")
     p.add_argument("--checkpoint", help="checkpoints, comma separated, one per quality")
+    _pretrained_options(p)
     p.add_argument("--name", help="curve name in the JSON (default: ransform MODEL)")
     p.add_argument("--per-image", action="store_true", help="also store every image's numbers")
     p.add_argument("-o", "--output", help="write the results JSON here")
@@ -624,6 +647,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _resolve_pretrained(args)
         return args.run(args)
     except KeyboardInterrupt:  # Ctrl-C: files are written atomically, so nothing is left half done
         if os.environ.get("RANSFORM_DEBUG"):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ransform import imagefile, models, zoo
+from ransform import imagefile, models, published, zoo
 from ransform._core import StreamError
 from ransform.coder import SymbolCountError
 from ransform.container import (
@@ -144,6 +144,8 @@ def model_for(data: bytes, checkpoint: str | None = None) -> LoadedModel:
     item = unpack(data)
     if checkpoint is not None:
         return load_model(item.model, item.quality or None, checkpoint)
+    if item.model.startswith(published.PREFIX):  # CompressAI's published weights, fetched once
+        return load_model(item.model, item.quality)
     name = zoo.shipped_as(item.model, item.quality)
     if name is None:
         raise ValueError(f"the file was written by a {item.model} checkpoint (quality {item.quality}) that is not "

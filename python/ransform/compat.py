@@ -6,6 +6,7 @@ checkpoint and returns a state dict ransform's models load with ``strict=True``:
 - wrappers: ``{"state_dict": ...}``, ``{"network": ...}``, ``{"model": ...}``;
 - prefixes: ``module.`` (DataParallel / DistributedDataParallel) and ``_orig_mod.``
   (``torch.compile``);
+- ``downsample`` (CompressAI's published cheng2020 weights) -> ``skip``;
 - the three spellings of EntropyBottleneck parameters across CompressAI versions:
   ``_matrices.N`` / ``_matrixN`` / ``matrices.N`` (and biases, factors) -> ``matrices.N``;
 - CompressAI's derived buffers are dropped: its quantized CDFs, offsets and lengths (any
@@ -59,13 +60,18 @@ def rename_bottleneck_key(key: str) -> str:
     return key
 
 
+def _rename(key: str) -> str:
+    # CompressAI's published cheng2020 weights predate its ``downsample`` -> ``skip`` rename
+    return rename_bottleneck_key(key).replace(".downsample.", ".skip.")
+
+
 def is_compressai(state_dict: Mapping) -> bool:
     return any(_COMPRESSAI_MARKERS.search(k) for k in state_dict)
 
 
 def convert_state_dict(checkpoint) -> dict:
     """A ransform state dict from a CompressAI or ransform checkpoint (see module docs)."""
-    state = {rename_bottleneck_key(_strip_prefixes(k)): v for k, v in unwrap(checkpoint).items()}
+    state = {_rename(_strip_prefixes(k)): v for k, v in unwrap(checkpoint).items()}
     if is_compressai(state):
         state = {k: v for k, v in state.items() if not _COMPRESSAI_DERIVED.search(k)}
     return state

@@ -1,4 +1,6 @@
-"""Shipped weights, loadable by name: ``zoo.load("mbt2018-mean-small", quality=3)``.
+"""Weights by name: ``zoo.load("mbt2018-mean-small", quality=3)`` (shipped with ransform) or
+``zoo.load("mbt2018-mean", 3, pretrained="compressai")`` (CompressAI's published weights,
+downloaded once; see :mod:`ransform.published`).
 
 Each entry is a gzip-compressed checkpoint file in ``ransform/weights/`` (coder tables and
 portable entropy parameters filled), named with the SHA-256 prefix of the uncompressed
@@ -8,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ransform import models
+from ransform import models, published
 from ransform.files import load_checkpoint
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -28,7 +30,11 @@ def shipped() -> list[tuple[str, int]]:
 def architecture(name: str) -> str:
     """The registry architecture of a shipped name (``mbt2018-mean-small`` -> ``mbt2018-mean``);
     any other name is its own. Files name either: the shipped name when written with
-    ``--model``, the architecture when written with the same weights as a ``--checkpoint``."""
+    ``--model``, the architecture when written with the same weights as a ``--checkpoint``.
+    ``compressai/ARCH[-ms-ssim]`` (CompressAI's published weights) is ARCH."""
+    parsed = published.parse(name) if name.startswith(published.PREFIX) else None
+    if parsed is not None:
+        return parsed[0]
     return next((arch for (shipped_name, _), (arch, _) in SHIPPED.items() if shipped_name == name), name)
 
 
@@ -41,14 +47,28 @@ def shipped_as(name: str, quality: int) -> str | None:
     return None
 
 
-def load(name: str, quality: int) -> models.CompressionModel:
-    """The shipped model ``name`` at ``quality``, in eval mode with its coder tables."""
+def load(name: str, quality: int, pretrained: str | None = None, metric: str = "mse",
+         progress: bool = True) -> models.CompressionModel:
+    """The model ``name`` at ``quality``, in eval mode with its coder tables.
+
+    ``pretrained=None`` takes the shipped weights of ``name`` (see :func:`shipped`), or
+    CompressAI's published ones for a ``compressai/...`` name; ``pretrained="compressai"``
+    takes CompressAI's published weights of the architecture ``name`` trained for ``metric``
+    (``"mse"`` or ``"ms-ssim"``), downloaded once into the torch hub cache with a progress bar.
+    """
+    if pretrained not in (None, "ransform", "compressai"):
+        raise ValueError(f"pretrained must be 'ransform' or 'compressai', got {pretrained!r}")
+    if pretrained == "compressai":
+        return published.load(name, quality, metric, progress)
+    if name.startswith(published.PREFIX):
+        arch, metric = published.parse(name)
+        return published.load(arch, quality, metric, progress)
     try:
         arch, filename = SHIPPED[(name, int(quality))]
     except KeyError:
         have = ", ".join(f"{n} q{q}" for n, q in shipped()) or "none yet"
-        raise ValueError(f"no shipped weights for {name} quality {quality} (shipped: {have}); "
-                         "pass a checkpoint instead (--checkpoint PATH)") from None
+        raise ValueError(f"no shipped weights for {name} quality {quality} (shipped: {have}; CompressAI's "
+                         "published ones: --pretrained compressai); or pass a checkpoint (--checkpoint PATH)") from None
     net = models.from_state_dict(arch, load_checkpoint(WEIGHTS_DIR / filename)).eval()
     net.update()
     return net

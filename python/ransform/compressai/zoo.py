@@ -1,0 +1,44 @@
+"""``compressai.zoo``: the published architectures by CompressAI's constructor names.
+
+``mbt2018_mean(quality, metric="mse", pretrained=False, progress=True)`` returns ransform's
+model of CompressAI's zoo size for that quality; ``pretrained=True`` loads CompressAI's
+published weights (downloaded once, checked and converted; see :mod:`ransform.published`).
+"""
+from __future__ import annotations
+
+from ransform import models as _models
+from ransform import zoo as _zoo
+from ransform.published import METRICS
+
+__all__ = ["bmshj2018_factorized", "bmshj2018_factorized_relu", "bmshj2018_hyperprior", "cheng2020_anchor",
+           "cheng2020_attn", "image_models", "mbt2018", "mbt2018_mean", "models"]
+
+
+def _constructor(architecture: str):
+    def build(quality: int, metric: str = "mse", pretrained: bool = False, progress: bool = True, **kwargs):
+        if metric not in METRICS:
+            raise ValueError(f'Invalid metric "{metric}"')
+        if quality not in _models.QUALITIES[architecture]:
+            raise ValueError(f'Invalid quality value "{quality}"')
+        if pretrained:
+            return _zoo.load(architecture, quality, pretrained="compressai", metric=metric, progress=progress)
+        return _models.get_model(architecture, quality, **kwargs)
+
+    build.__name__ = build.__qualname__ = architecture.replace("-", "_")
+    build.__doc__ = (f"{architecture} of CompressAI's zoo size for ``quality``; ``pretrained=True``: CompressAI's "
+                     "published weights for ``metric`` ('mse' or 'ms-ssim').")
+    return build
+
+
+bmshj2018_factorized = _constructor("bmshj2018-factorized")
+bmshj2018_factorized_relu = _constructor("bmshj2018-factorized-relu")
+bmshj2018_hyperprior = _constructor("bmshj2018-hyperprior")
+mbt2018_mean = _constructor("mbt2018-mean")
+mbt2018 = _constructor("mbt2018")
+cheng2020_anchor = _constructor("cheng2020-anchor")
+cheng2020_attn = _constructor("cheng2020-attn")
+
+image_models = {fn.__name__.replace("_", "-"): fn for fn in (
+    bmshj2018_factorized, bmshj2018_factorized_relu, bmshj2018_hyperprior, mbt2018_mean, mbt2018, cheng2020_anchor,
+    cheng2020_attn)}
+models = dict(image_models)
