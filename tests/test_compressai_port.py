@@ -322,7 +322,10 @@ def test_port_rewrites_imports_only(tmp_path):
              "x = 'compressai.models'  # from compressai.ans", ""]
     (source / "models" / "net.py").write_text("\n".join(lines))
     (source / "other.py").write_text("import torch\n")
+    (source / "README.md").write_text("import compressai\n")
     assert port_tree(source, tmp_path / "ported") == [tmp_path / "ported" / "models" / "net.py"]
+    assert (tmp_path / "ported" / "README.md").read_text() == "import compressai\n"  # copied as it is
+    assert (tmp_path / "ported" / "other.py").read_text() == "import torch\n"
     assert (tmp_path / "ported" / "models" / "net.py").read_text().split("\n") == [
         "import ransform.compressai as compressai", "from ransform.compressai.models import CompressionModel",
         "    from ransform.compressai.ans import X", "import ransform.compressai.ans; from ransform import compressai",
@@ -384,3 +387,23 @@ def test_losses_and_registry_follow_compressai():
         pass
 
     assert MODELS["my-test-model"] is Mine
+
+
+def test_older_compressai_module_paths_still_import():
+    """Research code written for CompressAI 1.0/1.1 imports these (e.g. ELiC re-implementations)."""
+    from ransform.compressai.models.google import JointAutoregressiveHierarchicalPriors
+    from ransform.compressai.models.priors import CompressionModel as Base
+    from ransform.compressai.models.priors import GaussianConditional as Conditional
+    from ransform.compressai.models.waseda import Cheng2020Attention
+    from ransform.compressai.ops import ste_round
+    from ransform.compressai.ops.parametrizers import NonNegativeParametrizer
+
+    assert Base is CompressionModel and Conditional is GaussianConditional
+    assert JointAutoregressiveHierarchicalPriors is models.MODELS["mbt2018"]
+    assert Cheng2020Attention is models.MODELS["cheng2020-attn"]
+    assert torch.equal(ste_round(torch.tensor([0.4, 1.6])), torch.tensor([0.0, 2.0]))
+    reparam = NonNegativeParametrizer(minimum=1e-6)
+    values = torch.tensor([1e-6, 0.5, 3.0])
+    assert torch.allclose(reparam(reparam.init(values)), values, rtol=1e-5, atol=1e-9)
+    assert float(reparam(torch.tensor([-5.0]))) == pytest.approx(1e-6, rel=1e-3)  # bounded below
+    assert set(reparam.state_dict()) == {"pedestal", "lower_bound.bound"}

@@ -1,7 +1,7 @@
 """Points a CompressAI-based code base at ransform: every ``import compressai...`` and
 ``from compressai... import`` line becomes ``ransform.compressai...``; nothing else changes.
 
-    python -m ransform.compressai.port SRC_DIR DST_DIR     # a ported copy of every .py file
+    python -m ransform.compressai.port SRC_DIR DST_DIR     # a copy of SRC_DIR, its imports ported
     python -m ransform.compressai.port FILE.py             # the ported file on stdout
 """
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import pathlib
 import re
+import shutil
 import sys
 
 _FROM = re.compile(r"^(\s*from\s+)compressai(?=[.\s])", re.M)
@@ -33,18 +34,16 @@ def port_source(text: str) -> str:
 
 
 def port_tree(source: pathlib.Path, target: pathlib.Path) -> list[pathlib.Path]:
-    """Copies every .py file under ``source`` to ``target`` (same layout), ported; returns
-    the files whose imports changed. ``target`` must not exist yet (nothing is overwritten)."""
-    target.mkdir(parents=True)
+    """Copies ``source`` to ``target`` (``.git`` left out), its .py files ported; returns the
+    files whose imports changed. ``target`` must not exist yet (nothing is overwritten)."""
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(".git"))
     changed = []
-    for path in sorted(source.rglob("*.py")):
+    for path in sorted(target.rglob("*.py")):
         text = path.read_text(encoding="utf-8")
-        out = target / path.relative_to(source)
-        out.parent.mkdir(parents=True, exist_ok=True)
         ported = port_source(text)
-        out.write_text(ported, encoding="utf-8")
         if ported != text:
-            changed.append(out)
+            path.write_text(ported, encoding="utf-8")
+            changed.append(path)
     return changed
 
 

@@ -10,7 +10,7 @@ from ransform.ops import lower_bound, round_ste
 ste_round = round_ste
 quantize_ste = round_ste
 
-__all__ = ["LowerBound", "quantize_ste", "ste_round"]
+__all__ = ["LowerBound", "NonNegativeParametrizer", "quantize_ste", "ste_round"]
 
 
 class LowerBound(nn.Module):
@@ -24,3 +24,6 @@ class LowerBound(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return lower_bound(x, float(self.bound))
+
+
+from ransform.compressai.ops.parametrizers import NonNegativeParametrizer  # noqa: E402 (needs LowerBound)
