@@ -225,7 +225,8 @@ def ported_class(ported, class_name):
     return next(getattr(m, class_name) for m in ported.values() if hasattr(m, class_name))
 
 
-FIXTURE_NAMES = sorted(p.stem for p in FIXTURES.glob("*.pt") if p.stem != "entropy_models")
+# fixtures of the classes in google.py and waseda.py (sensetime.py's need CompressAI's latent codecs)
+FIXTURE_NAMES = sorted(p.stem for p in FIXTURES.glob("*.pt") if p.stem != "entropy_models" and "checkerboard" not in p.stem)
 
 
 @pytest.mark.parametrize("name", FIXTURE_NAMES)

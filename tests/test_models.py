@@ -15,7 +15,7 @@ SMALL = {"N": 16, "M": 24}
 
 
 # Residual blocks keep more of the input's energy: a smaller gain gives a similar spread.
-LATENT_GAIN = {"cheng2020-anchor": 4.0, "cheng2020-attn": 4.0}
+LATENT_GAIN = {"cheng2020-anchor": 4.0, "cheng2020-attn": 4.0, "cheng2020-anchor-checkerboard": 4.0}
 
 
 def small_model(name, seed=0, latent_gain=None):

@@ -10,6 +10,7 @@ from ransform.compat import convert_state_dict
 from ransform.models.autoregressive import (
     CheckerboardContext,
     Cheng2020Anchor,
+    Cheng2020AnchorCheckerboard,
     Cheng2020Attention,
     JointAutoregressiveHierarchicalPriors,
 )
@@ -25,6 +26,7 @@ MODELS: dict[str, type[CompressionModel]] = {
     "mbt2018": JointAutoregressiveHierarchicalPriors,
     "cheng2020-anchor": Cheng2020Anchor,
     "cheng2020-attn": Cheng2020Attention,
+    "cheng2020-anchor-checkerboard": Cheng2020AnchorCheckerboard,
     "checkerboard": CheckerboardContext,
 }
 
@@ -38,6 +40,7 @@ QUALITIES: dict[str, dict[int, tuple[int, ...]]] = {
     "mbt2018": {q: _AR if q <= 4 else _AR_LARGE for q in range(1, 9)},
     "cheng2020-anchor": {q: (128,) if q <= 3 else (192,) for q in range(1, 7)},
     "cheng2020-attn": {q: (128,) if q <= 3 else (192,) for q in range(1, 7)},
+    "cheng2020-anchor-checkerboard": {q: (128,) if q <= 3 else (192,) for q in range(1, 7)},
     "checkerboard": {q: _AR if q <= 4 else _AR_LARGE for q in range(1, 9)},
 }
 
@@ -98,6 +101,7 @@ def _loads(name: str, state) -> bool:
         return False
 
 
-__all__ = ["CheckerboardContext", "Cheng2020Anchor", "Cheng2020Attention", "CompressionModel", "FactorizedPrior",
-           "FactorizedPriorReLU", "JointAutoregressiveHierarchicalPriors", "MODELS", "MeanScaleHyperprior", "QUALITIES",
-           "ScaleHyperprior", "from_state_dict", "get_model", "model_names", "sizes", "sizes_from_name"]
+__all__ = ["CheckerboardContext", "Cheng2020Anchor", "Cheng2020AnchorCheckerboard", "Cheng2020Attention",
+           "CompressionModel", "FactorizedPrior", "FactorizedPriorReLU", "JointAutoregressiveHierarchicalPriors", "MODELS",
+           "MeanScaleHyperprior", "QUALITIES", "ScaleHyperprior", "from_state_dict", "get_model", "model_names", "sizes",
+           "sizes_from_name"]

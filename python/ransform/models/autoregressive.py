@@ -236,29 +236,35 @@ class JointAutoregressiveHierarchicalPriors(MeanScaleHyperprior):
         return {"x_hat": self.g_s(y_hat).clamp_(0, 1)}
 
 
+def use_cheng2020_transforms(model: nn.Module, N: int) -> None:
+    """Gives ``model`` the transforms of Cheng et al. 2020's anchor: residual blocks with 3x3
+    and 1x1 convolutions, sub-pixel convolutions for upsampling (CompressAI's module names)."""
+    model.g_a = nn.Sequential(
+        ResidualBlockWithStride(3, N, stride=2), ResidualBlock(N, N),
+        ResidualBlockWithStride(N, N, stride=2), ResidualBlock(N, N),
+        ResidualBlockWithStride(N, N, stride=2), ResidualBlock(N, N),
+        conv3x3(N, N, stride=2))
+    model.h_a = nn.Sequential(
+        conv3x3(N, N), nn.LeakyReLU(inplace=True), conv3x3(N, N), nn.LeakyReLU(inplace=True),
+        conv3x3(N, N, stride=2), nn.LeakyReLU(inplace=True), conv3x3(N, N), nn.LeakyReLU(inplace=True),
+        conv3x3(N, N, stride=2))
+    model.h_s = nn.Sequential(
+        conv3x3(N, N), nn.LeakyReLU(inplace=True), subpel_conv3x3(N, N, 2), nn.LeakyReLU(inplace=True),
+        conv3x3(N, N * 3 // 2), nn.LeakyReLU(inplace=True), subpel_conv3x3(N * 3 // 2, N * 3 // 2, 2),
+        nn.LeakyReLU(inplace=True), conv3x3(N * 3 // 2, N * 2))
+    model.g_s = nn.Sequential(
+        ResidualBlock(N, N), ResidualBlockUpsample(N, N, 2),
+        ResidualBlock(N, N), ResidualBlockUpsample(N, N, 2),
+        ResidualBlock(N, N), ResidualBlockUpsample(N, N, 2),
+        ResidualBlock(N, N), subpel_conv3x3(N, 3, 2))
+
+
 class Cheng2020Anchor(JointAutoregressiveHierarchicalPriors):
     """cheng2020-anchor: residual blocks and sub-pixel convolutions, mbt2018's context model."""
 
     def __init__(self, N: int = 192, **kwargs):
         super().__init__(N=N, M=N, **kwargs)
-        self.g_a = nn.Sequential(
-            ResidualBlockWithStride(3, N, stride=2), ResidualBlock(N, N),
-            ResidualBlockWithStride(N, N, stride=2), ResidualBlock(N, N),
-            ResidualBlockWithStride(N, N, stride=2), ResidualBlock(N, N),
-            conv3x3(N, N, stride=2))
-        self.h_a = nn.Sequential(
-            conv3x3(N, N), nn.LeakyReLU(inplace=True), conv3x3(N, N), nn.LeakyReLU(inplace=True),
-            conv3x3(N, N, stride=2), nn.LeakyReLU(inplace=True), conv3x3(N, N), nn.LeakyReLU(inplace=True),
-            conv3x3(N, N, stride=2))
-        self.h_s = nn.Sequential(
-            conv3x3(N, N), nn.LeakyReLU(inplace=True), subpel_conv3x3(N, N, 2), nn.LeakyReLU(inplace=True),
-            conv3x3(N, N * 3 // 2), nn.LeakyReLU(inplace=True), subpel_conv3x3(N * 3 // 2, N * 3 // 2, 2),
-            nn.LeakyReLU(inplace=True), conv3x3(N * 3 // 2, N * 2))
-        self.g_s = nn.Sequential(
-            ResidualBlock(N, N), ResidualBlockUpsample(N, N, 2),
-            ResidualBlock(N, N), ResidualBlockUpsample(N, N, 2),
-            ResidualBlock(N, N), ResidualBlockUpsample(N, N, 2),
-            ResidualBlock(N, N), subpel_conv3x3(N, 3, 2))
+        use_cheng2020_transforms(self, N)
 
     @staticmethod
     def sizes_from_state_dict(state) -> dict:
@@ -344,3 +350,39 @@ class CheckerboardContext(JointAutoregressiveHierarchicalPriors):
                                                                                "dequantize", m[i])
             scales[:, :, positions], means[:, :, positions] = s, m
         return y_hat, scales.view(N, M, H, W), means.view(N, M, H, W)
+
+
+class Cheng2020AnchorCheckerboard(CheckerboardContext):
+    """cheng2020-anchor-checkerboard: Cheng et al. 2020's transforms with the checkerboard
+    context of He et al. 2021 (CompressAI's ``Cheng2020AnchorCheckerboard``).
+
+    CompressAI nests its modules in latent codecs and feeds the entropy-parameter network
+    [context, hyperprior]; its checkpoints are mapped to this flat layout, which feeds
+    [hyperprior, context], when they load."""
+
+    def __init__(self, N: int = 192, **kwargs):
+        super().__init__(N=N, M=N, **kwargs)
+        use_cheng2020_transforms(self, N)
+
+    _COMPRESSAI_MODULES = {"latent_codec.hyper.h_a.": "h_a.", "latent_codec.hyper.h_s.": "h_s.",
+                           "latent_codec.hyper.entropy_bottleneck.": "entropy_bottleneck.",
+                           "latent_codec.y.entropy_parameters.": "entropy_parameters.",
+                           "latent_codec.y.context_prediction.": "context_prediction.",
+                           "latent_codec.y.latent_codec.y.gaussian_conditional.": "gaussian_conditional."}
+
+    @classmethod
+    def flat_state(cls, state) -> dict:
+        if not any(key.startswith("latent_codec.") for key in state):
+            return dict(state)
+        out = {}
+        for key, value in state.items():
+            prefix = next((p for p in cls._COMPRESSAI_MODULES if key.startswith(p)), "")
+            out[cls._COMPRESSAI_MODULES.get(prefix, "") + key[len(prefix):]] = value
+        first = out["entropy_parameters.0.weight"]
+        context, hyper = first.chunk(2, 1)
+        out["entropy_parameters.0.weight"] = torch.cat([hyper, context], 1)
+        return out
+
+    @staticmethod
+    def sizes_from_state_dict(state) -> dict:
+        return {"N": state["g_a.0.conv1.weight"].size(0)}

@@ -96,7 +96,7 @@ class CompressionModel(nn.Module):
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """Loads ransform or CompressAI checkpoints (see :mod:`ransform.compat`); a checkpoint
         with portable entropy parameters switches to portable coding, one without to float."""
-        state = convert_state_dict(state_dict)
+        state = self.flat_state(convert_state_dict(state_dict))
         has_portable = any(k.startswith("portable.") for k in state)
         self.portable = portable_part(self) if has_portable else None
         self._coding_mode = "portable" if has_portable else "float"
@@ -105,10 +105,16 @@ class CompressionModel(nn.Module):
     @classmethod
     def from_state_dict(cls, state_dict, **kwargs) -> "CompressionModel":
         """A model sized from the checkpoint's weights, with them loaded."""
-        state = convert_state_dict(state_dict)
+        state = cls.flat_state(convert_state_dict(state_dict))
         model = cls(**cls.sizes_from_state_dict(state), **kwargs)
         model.load_state_dict(state)
         return model
+
+    @classmethod
+    def flat_state(cls, state) -> dict:
+        """A state dict in this class's own module layout (models whose CompressAI version
+        nests modules differently map its keys here)."""
+        return state
 
     @staticmethod
     def sizes_from_state_dict(state) -> dict:

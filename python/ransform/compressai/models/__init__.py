@@ -19,6 +19,7 @@ from ransform.compressai.models.utils import (
 from ransform.models import (
     CheckerboardContext,
     Cheng2020Anchor,
+    Cheng2020AnchorCheckerboard,
     Cheng2020Attention,
     FactorizedPrior,
     FactorizedPriorReLU,
@@ -28,7 +29,8 @@ from ransform.models import (
 )
 
 __all__ = [
-    "SCALES_LEVELS", "SCALES_MAX", "SCALES_MIN", "CheckerboardContext", "Cheng2020Anchor", "Cheng2020Attention",
+    "SCALES_LEVELS", "SCALES_MAX", "SCALES_MIN", "CheckerboardContext", "Cheng2020Anchor", "Cheng2020AnchorCheckerboard",
+    "Cheng2020Attention",
     "CompressionModel",
     "FactorizedPrior", "FactorizedPriorReLU", "JointAutoregressiveHierarchicalPriors", "MeanScaleHyperprior",
     "ScaleHyperprior", "conv", "deconv", "find_named_buffer", "find_named_module", "get_scale_table",
