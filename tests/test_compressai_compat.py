@@ -11,14 +11,17 @@ torch = pytest.importorskip("torch")
 from ransform import models  # noqa: E402
 from ransform.compat import convert_state_dict  # noqa: E402
 from ransform.entropy_models import EntropyBottleneck, GaussianConditional  # noqa: E402
+from ransform.files import load_checkpoint  # noqa: E402
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "compressai"
-FIXTURE_NAMES = sorted(p.stem for p in FIXTURES.glob("*.pt") if p.stem != "entropy_models")
+FIXTURE_NAMES = sorted(p.name.split(".")[0] for p in FIXTURES.glob("*.pt*") if not p.name.startswith("entropy_models"))
 MODEL_NAMES = FIXTURE_NAMES
 
 
 def fixture(name):
-    return torch.load(FIXTURES / f"{name}.pt", weights_only=True)
+    """A fixture file, plain or gzip-compressed (.pt.gz: ELIC's, mostly zeros)."""
+    plain = FIXTURES / f"{name}.pt"
+    return load_checkpoint(plain if plain.exists() else FIXTURES / f"{name}.pt.gz")
 
 
 def respell(state, style):

@@ -15,7 +15,9 @@ SMALL = {"N": 16, "M": 24}
 
 
 # Residual blocks keep more of the input's energy: a smaller gain gives a similar spread.
-LATENT_GAIN = {"cheng2020-anchor": 4.0, "cheng2020-attn": 4.0, "cheng2020-anchor-checkerboard": 4.0}
+# ELIC's random parameter networks predict small scales: a larger gain puts values at the bound.
+LATENT_GAIN = {"cheng2020-anchor": 4.0, "cheng2020-attn": 4.0, "cheng2020-anchor-checkerboard": 4.0,
+               "elic2022-official": 1.3, "elic2022-chandelier": 1.3}
 
 
 def small_model(name, seed=0, latent_gain=None):

@@ -288,6 +288,28 @@ def test_coding_mode_needs_a_conversion_first():
     assert factorized.coding_mode == "portable"  # its rows are channel indexes: exact already
 
 
+def test_elic_codes_in_float_mode_and_says_it_has_no_portable_form(tmp_path, capsys):
+    """ELIC's parameter networks have no integer form yet: it must never claim portable files."""
+    import torch
+
+    from ransform import cli, codec
+    from ransform.container import unpack
+    net = models.Elic2022Chandelier(N=16, M=40).eval()
+    net.update()
+    assert net.coding_mode == "float" and not net.is_portable
+    with pytest.raises(ValueError, match="no portable"):
+        net.make_portable([torch.rand(3, 64, 64)])
+    with pytest.raises(ValueError, match="no portable"):
+        net.coding_mode = "portable"
+    loaded = codec.LoadedModel(net, "elic2022-chandelier", 1)
+    assert not unpack(codec.compress(loaded, torch.rand(3, 64, 64))).portable
+    checkpoint = tmp_path / "elic.pth"
+    torch.save({"model": "elic2022-chandelier", "quality": 1, "state_dict": net.state_dict()}, checkpoint)
+    status = cli.main(["convert", str(checkpoint), "-o", str(tmp_path / "out.pth"), "--portable"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and "no portable" in err[0]
+
+
 def test_unsupported_layers_are_refused_by_name():
     from ransform.portable.convert import units_of
     with pytest.raises(ValueError, match="cannot make GELU portable"):

@@ -60,6 +60,20 @@ def rename_bottleneck_key(key: str) -> str:
     return key
 
 
+def rename_keys(state: Mapping, rules) -> dict:
+    """``state`` with each key's first matching ``(pattern, replacement)`` rule applied at its
+    start: how a model maps CompressAI's nested module names (latent codecs) to its own."""
+    compiled = [(re.compile(pattern), replacement) for pattern, replacement in rules]
+    out = {}
+    for key, value in state.items():
+        for pattern, replacement in compiled:
+            if pattern.match(key):
+                key = pattern.sub(replacement, key, count=1)
+                break
+        out[key] = value
+    return out
+
+
 def _rename(key: str) -> str:
     # CompressAI's published cheng2020 weights predate its ``downsample`` -> ``skip`` rename
     return rename_bottleneck_key(key).replace(".downsample.", ".skip.")

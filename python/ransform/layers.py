@@ -1,5 +1,5 @@
-"""Layers of the published models: GDN / IGDN, masked convolutions, convolution helpers, and
-the residual and attention blocks of Cheng et al. 2020.
+"""Layers of the published models: GDN / IGDN, masked convolutions, convolution helpers, the
+residual and attention blocks of Cheng et al. 2020 and ELIC's residual bottleneck block.
 
 Parameter and module names follow CompressAI's, so its checkpoints load as they are; constant
 buffers CompressAI also saves (reparametrization pedestals, bounds, masks) are not parameters
@@ -167,6 +167,24 @@ class ResidualBlock(nn.Module):
     def forward(self, x):
         out = self.leaky_relu(self.conv2(self.leaky_relu(self.conv1(x))))
         return out + (x if self.skip is None else self.skip(x))
+
+
+class ResidualBottleneckBlock(nn.Module):
+    """ELIC's residual block: 1x1 down to half the channels, 3x3, 1x1 up, ReLU between, plus
+    the input (through a 1x1 when the widths differ). Module names are CompressAI's."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        mid = min(in_channels, out_channels) // 2
+        self.conv1 = conv1x1(in_channels, mid)
+        self.relu1 = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(mid, mid)
+        self.relu2 = nn.ReLU(inplace=True)
+        self.conv3 = conv1x1(mid, out_channels)
+        self.skip = conv1x1(in_channels, out_channels) if in_channels != out_channels else nn.Identity()
+
+    def forward(self, x):
+        return self.conv3(self.relu2(self.conv2(self.relu1(self.conv1(x))))) + self.skip(x)
 
 
 class _AttentionUnit(nn.Module):

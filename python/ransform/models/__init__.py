@@ -15,6 +15,7 @@ from ransform.models.autoregressive import (
     JointAutoregressiveHierarchicalPriors,
 )
 from ransform.models.base import CompressionModel
+from ransform.models.elic import Elic2022Chandelier, Elic2022Official
 from ransform.models.factorized import FactorizedPrior, FactorizedPriorReLU
 from ransform.models.hyperprior import MeanScaleHyperprior, ScaleHyperprior
 
@@ -27,6 +28,8 @@ MODELS: dict[str, type[CompressionModel]] = {
     "cheng2020-anchor": Cheng2020Anchor,
     "cheng2020-attn": Cheng2020Attention,
     "cheng2020-anchor-checkerboard": Cheng2020AnchorCheckerboard,
+    "elic2022-official": Elic2022Official,
+    "elic2022-chandelier": Elic2022Chandelier,
     "checkerboard": CheckerboardContext,
 }
 
@@ -41,6 +44,8 @@ QUALITIES: dict[str, dict[int, tuple[int, ...]]] = {
     "cheng2020-anchor": {q: (128,) if q <= 3 else (192,) for q in range(1, 7)},
     "cheng2020-attn": {q: (128,) if q <= 3 else (192,) for q in range(1, 7)},
     "cheng2020-anchor-checkerboard": {q: (128,) if q <= 3 else (192,) for q in range(1, 7)},
+    "elic2022-official": {q: (192, 320) for q in range(1, 9)},  # one size (CompressAI's default) for every rate
+    "elic2022-chandelier": {q: (192, 320) for q in range(1, 9)},
     "checkerboard": {q: _AR if q <= 4 else _AR_LARGE for q in range(1, 9)},
 }
 
@@ -102,6 +107,6 @@ def _loads(name: str, state) -> bool:
 
 
 __all__ = ["CheckerboardContext", "Cheng2020Anchor", "Cheng2020AnchorCheckerboard", "Cheng2020Attention",
-           "CompressionModel", "FactorizedPrior", "FactorizedPriorReLU", "JointAutoregressiveHierarchicalPriors", "MODELS",
-           "MeanScaleHyperprior", "QUALITIES", "ScaleHyperprior", "from_state_dict", "get_model", "model_names", "sizes",
-           "sizes_from_name"]
+           "CompressionModel", "Elic2022Chandelier", "Elic2022Official", "FactorizedPrior", "FactorizedPriorReLU",
+           "JointAutoregressiveHierarchicalPriors", "MODELS", "MeanScaleHyperprior", "QUALITIES", "ScaleHyperprior",
+           "from_state_dict", "get_model", "model_names", "sizes", "sizes_from_name"]

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ransform.compat import rename_keys
 from ransform.layers import (
     GDN,
     AttentionBlock,
@@ -364,20 +365,14 @@ class Cheng2020AnchorCheckerboard(CheckerboardContext):
         super().__init__(N=N, M=N, **kwargs)
         use_cheng2020_transforms(self, N)
 
-    _COMPRESSAI_MODULES = {"latent_codec.hyper.h_a.": "h_a.", "latent_codec.hyper.h_s.": "h_s.",
-                           "latent_codec.hyper.entropy_bottleneck.": "entropy_bottleneck.",
-                           "latent_codec.y.entropy_parameters.": "entropy_parameters.",
-                           "latent_codec.y.context_prediction.": "context_prediction.",
-                           "latent_codec.y.latent_codec.y.gaussian_conditional.": "gaussian_conditional."}
+    _COMPRESSAI_KEYS = ((r"latent_codec\.hyper\.", ""), (r"latent_codec\.y\.latent_codec\.y\.", ""),
+                        (r"latent_codec\.y\.", ""))
 
     @classmethod
     def flat_state(cls, state) -> dict:
         if not any(key.startswith("latent_codec.") for key in state):
             return dict(state)
-        out = {}
-        for key, value in state.items():
-            prefix = next((p for p in cls._COMPRESSAI_MODULES if key.startswith(p)), "")
-            out[cls._COMPRESSAI_MODULES.get(prefix, "") + key[len(prefix):]] = value
+        out = rename_keys(state, cls._COMPRESSAI_KEYS)
         first = out["entropy_parameters.0.weight"]
         context, hyper = first.chunk(2, 1)
         out["entropy_parameters.0.weight"] = torch.cat([hyper, context], 1)

@@ -53,14 +53,26 @@ class PortableContextModel(nn.Module):
         return weight, layer
 
 
+class NoPortableForm:
+    """Stands for the portable part of models whose entropy parameters have no integer form
+    yet (ELIC): they code in float mode, and asking for portable coding says so."""
+
+    def __init__(self, model):
+        raise ValueError(f"{type(model).__name__} has no portable (integer) entropy parameters yet: its files "
+                         "code in float mode and decode reliably where they were written")
+
+
 def portable_class(model) -> type | None:
     """The portable module class a model needs (None where every row is already exact)."""
     from ransform.models.autoregressive import JointAutoregressiveHierarchicalPriors
+    from ransform.models.elic import Elic2022Official
     from ransform.models.hyperprior import ScaleHyperprior
     if isinstance(model, JointAutoregressiveHierarchicalPriors):
         return PortableContextModel
     if isinstance(model, ScaleHyperprior):
         return PortableHyperSynthesis
+    if isinstance(model, Elic2022Official):
+        return NoPortableForm
     return None
 
 

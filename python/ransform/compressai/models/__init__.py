@@ -21,6 +21,8 @@ from ransform.models import (
     Cheng2020Anchor,
     Cheng2020AnchorCheckerboard,
     Cheng2020Attention,
+    Elic2022Chandelier,
+    Elic2022Official,
     FactorizedPrior,
     FactorizedPriorReLU,
     JointAutoregressiveHierarchicalPriors,
@@ -30,9 +32,7 @@ from ransform.models import (
 
 __all__ = [
     "SCALES_LEVELS", "SCALES_MAX", "SCALES_MIN", "CheckerboardContext", "Cheng2020Anchor", "Cheng2020AnchorCheckerboard",
-    "Cheng2020Attention",
-    "CompressionModel",
-    "FactorizedPrior", "FactorizedPriorReLU", "JointAutoregressiveHierarchicalPriors", "MeanScaleHyperprior",
-    "ScaleHyperprior", "conv", "deconv", "find_named_buffer", "find_named_module", "get_scale_table",
-    "remap_old_keys", "update_registered_buffers",
+    "Cheng2020Attention", "CompressionModel", "Elic2022Chandelier", "Elic2022Official", "FactorizedPrior",
+    "FactorizedPriorReLU", "JointAutoregressiveHierarchicalPriors", "MeanScaleHyperprior", "ScaleHyperprior", "conv",
+    "deconv", "find_named_buffer", "find_named_module", "get_scale_table", "remap_old_keys", "update_registered_buffers",
 ]
