@@ -291,7 +291,6 @@ def test_coding_mode_needs_a_conversion_first():
 def test_elic_codes_in_float_mode_and_says_it_has_no_portable_form(tmp_path, capsys):
     """ELIC's parameter networks have no integer form yet: it must never claim portable files."""
     import torch
-
     from ransform import cli, codec
     from ransform.container import unpack
     net = models.Elic2022Chandelier(N=16, M=40).eval()
