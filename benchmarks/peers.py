@@ -27,7 +27,7 @@ def _bare_package(name: str) -> types.ModuleType:
 
 def import_compressai(models: bool = False) -> types.SimpleNamespace:
     """CompressAI's ans, entropy_models and pmf_to_quantized_cdf; with ``models`` also its
-    layers, models.base / google / waseda / sensetime and the model registry."""
+    layers, models.base / google / waseda / sensetime / vbr and the model registry."""
     pkg = _bare_package("compressai")
     pkg.available_entropy_coders = lambda: ["ans"]  # what entropy_models looks up
     pkg.get_entropy_coder = lambda: "ans"
@@ -46,5 +46,6 @@ def import_compressai(models: bool = False) -> types.SimpleNamespace:
         out.google = importlib.import_module("compressai.models.google")
         out.waseda = importlib.import_module("compressai.models.waseda")
         out.sensetime = importlib.import_module("compressai.models.sensetime")
+        out.vbr = importlib.import_module("compressai.models.vbr")
         out.MODELS = registry_torch.MODELS
     return out

@@ -29,6 +29,7 @@ def small_model(name, seed=0, latent_gain=None):
     with torch.no_grad():
         last = next(m for m in reversed(net.g_a) if not isinstance(m, AttentionBlock))  # the residual block passes it on
         (last.weight if hasattr(last, "weight") else last[0].weight).mul_(latent_gain)
+    net.use_quality(max(models.QUALITIES[name]))  # variable-rate models: the finest rate (gain 1)
     net.eval()
     net.update()
     return net
@@ -67,6 +68,7 @@ def test_state_dict_reload_codes_identically(name):
     torch.save(net.state_dict(), buffer)
     buffer.seek(0)
     again = models.from_state_dict(name, torch.load(buffer, weights_only=True)).eval()
+    again.use_quality(max(models.QUALITIES[name]))  # the rate is chosen per file, not stored with the weights
     x = image(seed=1)
     with torch.no_grad():
         assert again.compress(x)["strings"] == net.compress(x)["strings"]

@@ -125,7 +125,7 @@ def test_cli_compress_and_decompress_with_published_weights(published_mbt, tmp_p
 
 @pytest.mark.parametrize("args, message", [
     (["--model", "mbt2018-mean", "--quality", "9"], "qualities 1..8"),
-    (["--model", "bmshj2018-factorized-relu", "--quality", "1"], "publishes no weights"),
+    (["--model", "bmshj2018-factorized-relu", "--quality", "1"], "publishes no mse weights"),
     (["--quality", "1"], "needs --model"),
     (["--model", "mbt2018-mean", "--quality", "1", "--checkpoint", "x.pth"], "not both"),
 ])
@@ -140,5 +140,9 @@ def test_every_published_name_resolves():
         assert published.parse(published.name(arch, metric)) == (arch, metric)
         assert zoo.architecture(published.name(arch, metric)) == arch
         assert published.url(arch, metric, quality).endswith(".pth.tar")
-    assert len(published.available()) == 88  # 8 qualities x 8, 6 x 4 (cheng2020)
+    for quality in (1, 8):  # one file for every rate of a variable-rate model
+        assert published.file_name("mbt2018-mean-vbr", "mse", quality) == "mbt2018-mean-mse-vbr-45d095e9.pth.tar"
+    with pytest.raises(ValueError, match="qualities 1..8"):
+        published.file_name("mbt2018-mean-vbr", "mse", 9)
+    assert len(published.available()) == 104  # 8 qualities x 8, 6 x 4 (cheng2020), 8 rates x 2 (one file each)
 

@@ -75,6 +75,8 @@ def load_model(name: str | None = None, quality: int | None = None, checkpoint: 
         if name is None or quality is None:
             raise ValueError("give --model and --quality (shipped weights) or --checkpoint PATH")
         net = zoo.load(name, quality)
+    if quality:
+        net.use_quality(int(quality))  # a variable-rate model codes at the file's quality
     return LoadedModel(net, name, int(quality or 0))
 
 

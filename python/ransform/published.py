@@ -13,7 +13,9 @@ convert nor calibrate. The
 URLs and hashes are CompressAI's published facts (compressai/zoo/image.py, 1.2.8).
 
 Names: ``compressai/ARCH`` is ARCH trained for MSE, ``compressai/ARCH-ms-ssim`` for MS-SSIM;
-.rfm files record that name, so they decode with the same weights.
+.rfm files record that name, so they decode with the same weights. The variable-rate models
+(``*-vbr``) are one file for all eight qualities. ELIC and the variable-rate models have no
+portable form: their files code in float mode.
 """
 from __future__ import annotations
 
@@ -60,6 +62,13 @@ FILES: dict[tuple[str, str], tuple[str, str]] = {
         ("cheng2020_attn-ms-ssim", "c5381d91 5dad201d 5c9be841 8b2f647e 5ca1f34c 216423ec"),
 }
 
+# Variable-rate models: one file codes every rate (quality 1..8 picks the rate).
+VARIABLE_RATE_FILES: dict[tuple[str, str], str] = {
+    ("bmshj2018-hyperprior-vbr", "mse"): "bmshj2018-hyperprior-mse-vbr-cddd26be.pth.tar",
+    ("mbt2018-mean-vbr", "mse"): "mbt2018-mean-mse-vbr-45d095e9.pth.tar",
+}
+VARIABLE_RATES = 8
+
 
 class DownloadError(OSError):
     """The weights could not be fetched (no network, server error) or were not the published file."""
@@ -83,25 +92,35 @@ def parse(zoo_name: str) -> tuple[str, str] | None:
 
 def available() -> list[tuple[str, str, int]]:
     """Every (architecture, metric, quality) CompressAI publishes weights for."""
-    return [(arch, metric, q) for arch, metric in sorted(FILES) for q in range(1, len(_files(arch, metric)[1]) + 1)]
+    return [(arch, metric, q) for arch, metric in sorted([*FILES, *VARIABLE_RATE_FILES])
+            for q in range(1, _qualities(arch, metric) + 1)]
 
 
 def _files(architecture: str, metric: str) -> tuple[str, list[str]]:
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    if (architecture, metric) in VARIABLE_RATE_FILES:
+        return VARIABLE_RATE_FILES[(architecture, metric)], []
     try:
         stem, hashes = FILES[(architecture, metric)]
         return stem, hashes.split()
     except KeyError:
-        have = ", ".join(sorted({a for a, _ in FILES}))
-        raise ValueError(f"CompressAI publishes no weights for {architecture!r} (it does for: {have})") from None
+        have = ", ".join(sorted({a for a, _ in [*FILES, *VARIABLE_RATE_FILES] if _ == metric}))
+        raise ValueError(f"CompressAI publishes no {metric} weights for {architecture!r} (it does for: "
+                         f"{have})") from None
+
+
+def _qualities(architecture: str, metric: str) -> int:
+    stem, hashes = _files(architecture, metric)
+    return len(hashes) or VARIABLE_RATES
 
 
 def file_name(architecture: str, metric: str, quality: int) -> str:
     stem, hashes = _files(architecture, metric)
-    if not 1 <= int(quality) <= len(hashes):
-        raise ValueError(f"CompressAI's {architecture} ({metric}) has qualities 1..{len(hashes)}, got {quality}")
-    return f"{stem}-{int(quality)}-{hashes[int(quality) - 1]}.pth.tar"
+    qualities = _qualities(architecture, metric)
+    if not 1 <= int(quality) <= qualities:
+        raise ValueError(f"CompressAI's {architecture} ({metric}) has qualities 1..{qualities}, got {quality}")
+    return stem if not hashes else f"{stem}-{int(quality)}-{hashes[int(quality) - 1]}.pth.tar"
 
 
 def url(architecture: str, metric: str, quality: int) -> str:
@@ -177,6 +196,7 @@ def load(architecture: str, quality: int, metric: str = "mse", progress: bool = 
     from ransform import models
     from ransform.codec import calibration_images
     from ransform.files import load_checkpoint, write_atomic
+    from ransform.portable.parts import has_portable_form
 
     source = cache_dir() / file_name(architecture, metric, quality)
     converted = source.parent / "ransform" / (source.name[: -len(".pth.tar")] + ".ransform.pth")
@@ -184,12 +204,15 @@ def load(architecture: str, quality: int, metric: str = "mse", progress: bool = 
         try:
             net = models.from_state_dict(architecture, load_checkpoint(converted)["state_dict"]).eval()
             net.update()
+            net.use_quality(quality)
             return net
         except (ValueError, KeyError, TypeError, RuntimeError):
             pass  # an unreadable cache entry is rebuilt below
     net = models.from_state_dict(architecture, load_checkpoint(fetch(architecture, metric, quality, progress))).eval()
     net.update()
-    net.make_portable(calibration_images())  # integer entropy parameters: its files decode on any machine
+    net.use_quality(quality)
+    if has_portable_form(net):
+        net.make_portable(calibration_images())  # integer entropy parameters: its files decode on any machine
     buffer = io.BytesIO()
     torch.save({"model": architecture, "quality": int(quality), "state_dict": net.state_dict()}, buffer)
     write_atomic(converted, buffer.getvalue())  # ransform's own cache entry

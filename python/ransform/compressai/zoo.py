@@ -10,8 +10,8 @@ from ransform import models as _models
 from ransform import zoo as _zoo
 from ransform.published import METRICS
 
-__all__ = ["bmshj2018_factorized", "bmshj2018_factorized_relu", "bmshj2018_hyperprior", "cheng2020_anchor",
-           "cheng2020_attn", "image_models", "mbt2018", "mbt2018_mean", "models"]
+__all__ = ["bmshj2018_factorized", "bmshj2018_factorized_relu", "bmshj2018_hyperprior", "bmshj2018_hyperprior_vbr",
+           "cheng2020_anchor", "cheng2020_attn", "image_models", "mbt2018", "mbt2018_mean", "mbt2018_mean_vbr", "models"]
 
 
 def _constructor(architecture: str):
@@ -30,6 +30,21 @@ def _constructor(architecture: str):
     return build
 
 
+def _variable_rate_constructor(architecture: str):
+    def build(quality: int = 0, metric: str = "mse", pretrained: bool = False, progress: bool = True, **kwargs):
+        if metric != "mse":
+            raise ValueError(f'Invalid metric "{metric}"')
+        quality = quality or 2  # CompressAI's default rate, s = 1
+        if pretrained:
+            return _zoo.load(architecture, quality, pretrained="compressai", metric=metric, progress=progress)
+        return _models.get_model(architecture, quality, **kwargs)
+
+    build.__name__ = build.__qualname__ = architecture.replace("-", "_")
+    build.__doc__ = (f"{architecture}: one model for 8 rates (``quality`` 1..8 picks the rate; 0 is CompressAI's "
+                     "default); ``pretrained=True``: CompressAI's published weights.")
+    return build
+
+
 bmshj2018_factorized = _constructor("bmshj2018-factorized")
 bmshj2018_factorized_relu = _constructor("bmshj2018-factorized-relu")
 bmshj2018_hyperprior = _constructor("bmshj2018-hyperprior")
@@ -38,7 +53,10 @@ mbt2018 = _constructor("mbt2018")
 cheng2020_anchor = _constructor("cheng2020-anchor")
 cheng2020_attn = _constructor("cheng2020-attn")
 
+bmshj2018_hyperprior_vbr = _variable_rate_constructor("bmshj2018-hyperprior-vbr")
+mbt2018_mean_vbr = _variable_rate_constructor("mbt2018-mean-vbr")
+
 image_models = {fn.__name__.replace("_", "-"): fn for fn in (
     bmshj2018_factorized, bmshj2018_factorized_relu, bmshj2018_hyperprior, mbt2018_mean, mbt2018, cheng2020_anchor,
-    cheng2020_attn)}
+    cheng2020_attn, bmshj2018_hyperprior_vbr, mbt2018_mean_vbr)}
 models = dict(image_models)

@@ -56,6 +56,7 @@ class EntropyBottleneck(EntropyModel):
         for name in self.dynamic_buffers:
             self.register_buffer(name, torch.zeros(0, dtype=torch.int32))
         self._table = None
+        self._step_tables: dict[float, CategoricalTable] = {}
 
     # --- density -------------------------------------------------------------------------
     def logits_cumulative(self, x: torch.Tensor, stop_gradient: bool = False) -> torch.Tensor:
@@ -72,13 +73,15 @@ class EntropyBottleneck(EntropyModel):
                 logits = logits + torch.tanh(factor) * torch.tanh(logits)
         return logits
 
-    def likelihood(self, x: torch.Tensor, stop_gradient: bool = False):
-        """P(x - 1/2 < X <= x + 1/2) for x of shape (C, 1, K); also the two logits.
+    def likelihood(self, x: torch.Tensor, stop_gradient: bool = False, step: float = 1.0):
+        """P(x - step/2 < X <= x + step/2) for x of shape (C, 1, K); also the two logits.
+        (``step`` is the quantization step; variable-rate models use others than 1.)
 
         Computed on the side of the median where both CDF values are small (the sign flip),
         so tails keep their relative precision instead of becoming 1 - 1."""
-        lower = self.logits_cumulative(x - 0.5, stop_gradient)
-        upper = self.logits_cumulative(x + 0.5, stop_gradient)
+        half = step / 2
+        lower = self.logits_cumulative(x - half, stop_gradient)
+        upper = self.logits_cumulative(x + half, stop_gradient)
         sign = -torch.sign(lower + upper).detach()
         return torch.abs(torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower)), lower, upper
 
@@ -115,10 +118,19 @@ class EntropyBottleneck(EntropyModel):
         shape = (x.shape[1], x.shape[0]) + tuple(x.shape[2:])
         return values.reshape(shape).transpose(0, 1).contiguous()
 
-    def forward(self, x: torch.Tensor, training: bool | None = None):
-        """(quantized x, likelihoods); noise in training, rounding around the medians in eval."""
+    def forward(self, x: torch.Tensor, training: bool | None = None, step: float | torch.Tensor = 1.0):
+        """(quantized x, likelihoods); noise in training, rounding around the medians in eval.
+        ``step``: the quantization step (variable-rate models; noise and bins scale with it)."""
         values = self._channels_first(x)
         mode = self._mode(training)
+        if not (isinstance(step, (int, float)) and step == 1):
+            if mode == "noise":
+                outputs = values + torch.empty_like(values).uniform_(-0.5, 0.5) * step
+            else:
+                medians = self.medians()
+                outputs = self.quantize((values - medians) / step, mode) * step + medians
+            likelihood = self.bound_likelihood(self.likelihood(outputs, step=step)[0])
+            return self._like_input(outputs, x), self._like_input(likelihood, x)
         # Noise ignores the medians; not touching ``quantiles`` keeps them out of the graph
         # (DistributedDataParallel must not wait for a gradient that never comes).
         outputs = self.quantize(values, mode, None if mode == "noise" else self.medians())
@@ -139,6 +151,7 @@ class EntropyBottleneck(EntropyModel):
         (which moves the medians, and with them what ``forward`` rounds around)."""
         if self._frequencies.numel() and not force:
             return False
+        self._step_tables = {}
         table, lengths, minima = self._quantized_rows(update_quantiles)
         device = self.quantiles.device
         self._frequencies = torch.from_numpy(padded_frequencies(table)).to(device)
@@ -147,18 +160,18 @@ class EntropyBottleneck(EntropyModel):
         self._table = table
         return True
 
-    def _quantized_rows(self, update_quantiles: bool):
-        """(table, lengths, minima): each channel's row from its median - minima to its
-        median + maxima (lengths values, plus the escape)."""
+    def _quantized_rows(self, update_quantiles: bool, step: float = 1.0):
+        """(table, lengths, minima): each channel's row from its median - minima steps to its
+        median + maxima steps (lengths values, plus the escape)."""
         solved = self.solve_quantiles()
         if update_quantiles:
             self.quantiles.copy_(solved)
         medians = self.quantiles[:, 0, 1]
-        minima = torch.clamp_min(torch.ceil(medians - solved[:, 0, 0]), 0).to(torch.int64)
-        maxima = torch.clamp_min(torch.ceil(solved[:, 0, 2] - medians), 0).to(torch.int64)
+        minima = torch.clamp_min(torch.ceil((medians - solved[:, 0, 0]) / step), 0).to(torch.int64)
+        maxima = torch.clamp_min(torch.ceil((solved[:, 0, 2] - medians) / step), 0).to(torch.int64)
         lengths = minima + maxima + 1
-        samples = torch.arange(int(lengths.max()), device=medians.device) + (medians - minima)[:, None]
-        pmf, lower, upper = self.likelihood(samples[:, None, :], stop_gradient=True)
+        samples = torch.arange(int(lengths.max()), device=medians.device) * step + (medians - minima * step)[:, None]
+        pmf, lower, upper = self.likelihood(samples[:, None, :], stop_gradient=True, step=step)
         pmf = pmf[:, 0, :].double()
         valid = torch.arange(pmf.shape[1], device=pmf.device)[None, :] < lengths[:, None]
         pmf = torch.where(valid, pmf, torch.zeros_like(pmf))
@@ -179,6 +192,20 @@ class EntropyBottleneck(EntropyModel):
                 has_escape=True, precision=self.precision, lengths=as_host_array(self._lengths, torch.int32))
         return self._table
 
+    def table_at(self, step: float) -> CategoricalTable:
+        """The table of values quantized with ``step`` around the medians (variable-rate
+        models; step 1 is :attr:`table`), built from the density once per step and kept."""
+        if step == 1:
+            return self.table
+        self._require_tables(self._frequencies.numel() > 0)
+        if float(step) not in self._step_tables:
+            self._step_tables[float(step)] = self._quantized_rows(False, float(step))[0]
+        return self._step_tables[float(step)]
+
+    def _tables_changed(self) -> None:
+        super()._tables_changed()
+        self._step_tables = {}
+
     def _indexes(self, shape) -> np.ndarray:
         channel = np.arange(self.channels, dtype=np.int32).reshape((1, -1) + (1,) * (len(shape) - 2))
         return np.ascontiguousarray(np.broadcast_to(channel, shape))
@@ -186,29 +213,39 @@ class EntropyBottleneck(EntropyModel):
     def _medians_like(self, ndim: int) -> torch.Tensor:
         return self.quantiles[:, 0, 1].detach().reshape((1, -1) + (1,) * (ndim - 2))
 
-    def dequantized(self, x: torch.Tensor) -> torch.Tensor:
+    def _symbols(self, x: torch.Tensor, step: float) -> torch.Tensor:
+        medians = self._medians_like(x.dim())
+        return self.quantize(x, "symbols", medians) if step == 1 else torch.round((x - medians) / step).to(torch.int32)
+
+    def dequantized(self, x: torch.Tensor, step: float = 1.0) -> torch.Tensor:
         """What :meth:`decompress` returns for :meth:`compress`'s streams of x."""
-        return self.quantize(x, "dequantize", self._medians_like(x.dim()))
+        if step == 1:
+            return self.quantize(x, "dequantize", self._medians_like(x.dim()))
+        return self._symbols(x, step) * step + self._medians_like(x.dim())
 
     @torch.no_grad()
-    def compress(self, x: torch.Tensor) -> list[bytes]:
-        """One stream per batch element: x rounded around the channel medians."""
+    def compress(self, x: torch.Tensor, step: float = 1.0) -> list[bytes]:
+        """One stream per batch element: x rounded around the channel medians (in units of
+        ``step``)."""
         self._channels_first(x)
-        symbols = as_host_array(self.quantize(x, "symbols", self._medians_like(x.dim())), torch.int32)
+        symbols = as_host_array(self._symbols(x, step), torch.int32)
         indexes = self._indexes(symbols.shape)
-        return [encode(symbols[i], indexes[i], self.table, threads=self.threads) for i in range(len(symbols))]
+        table = self.table_at(step)
+        return [encode(symbols[i], indexes[i], table, threads=self.threads) for i in range(len(symbols))]
 
     @torch.no_grad()
-    def decompress(self, strings: list[bytes], size) -> torch.Tensor:
+    def decompress(self, strings: list[bytes], size, step: float = 1.0) -> torch.Tensor:
         """The dequantized latent (N, C, *size) from :meth:`compress`'s streams."""
         shape = (len(strings), self.channels) + tuple(int(s) for s in size)
         for s in strings:
             check_symbols(s, math.prod(shape[1:]))
         indexes = self._indexes(shape)
-        symbols = np.stack([decode(s, indexes[i], self.table, threads=self.threads)
+        table = self.table_at(step)
+        symbols = np.stack([decode(s, indexes[i], table, threads=self.threads)
                             for i, s in enumerate(strings)]) if strings else np.zeros(shape, np.int32)
         medians = self._medians_like(len(shape))
-        return torch.from_numpy(symbols).to(medians.device, medians.dtype) + medians
+        values = torch.from_numpy(symbols).to(medians.device, medians.dtype)
+        return values + medians if step == 1 else values * step + medians
 
 
 def padded_frequencies(table) -> np.ndarray:

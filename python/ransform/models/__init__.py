@@ -18,6 +18,7 @@ from ransform.models.base import CompressionModel
 from ransform.models.elic import Elic2022Chandelier, Elic2022Official
 from ransform.models.factorized import FactorizedPrior, FactorizedPriorReLU
 from ransform.models.hyperprior import MeanScaleHyperprior, ScaleHyperprior
+from ransform.models.vbr import MeanScaleHyperpriorVbr, ScaleHyperpriorVbr
 
 MODELS: dict[str, type[CompressionModel]] = {
     "bmshj2018-factorized": FactorizedPrior,
@@ -30,6 +31,8 @@ MODELS: dict[str, type[CompressionModel]] = {
     "cheng2020-anchor-checkerboard": Cheng2020AnchorCheckerboard,
     "elic2022-official": Elic2022Official,
     "elic2022-chandelier": Elic2022Chandelier,
+    "bmshj2018-hyperprior-vbr": ScaleHyperpriorVbr,
+    "mbt2018-mean-vbr": MeanScaleHyperpriorVbr,
     "checkerboard": CheckerboardContext,
 }
 
@@ -46,6 +49,8 @@ QUALITIES: dict[str, dict[int, tuple[int, ...]]] = {
     "cheng2020-anchor-checkerboard": {q: (128,) if q <= 3 else (192,) for q in range(1, 7)},
     "elic2022-official": {q: (192, 320) for q in range(1, 9)},  # one size (CompressAI's default) for every rate
     "elic2022-chandelier": {q: (192, 320) for q in range(1, 9)},
+    "bmshj2018-hyperprior-vbr": {q: (192, 320) for q in range(1, 9)},  # one model, eight rates
+    "mbt2018-mean-vbr": {q: (192, 320) for q in range(1, 9)},
     "checkerboard": {q: _AR if q <= 4 else _AR_LARGE for q in range(1, 9)},
 }
 
@@ -78,8 +83,9 @@ def sizes_from_name(name: str, sizes_: dict) -> dict:
 
 def get_model(name: str, quality: int, **kwargs) -> CompressionModel:
     """A freshly initialised model (random weights) with the zoo's sizes for ``quality``."""
-    cls = _model_class(name)
-    return cls(**sizes(name, quality), **kwargs)
+    net = _model_class(name)(**sizes(name, quality), **kwargs)
+    net.use_quality(quality)
+    return net
 
 
 def from_state_dict(name: str, checkpoint, **kwargs) -> CompressionModel:
@@ -108,5 +114,6 @@ def _loads(name: str, state) -> bool:
 
 __all__ = ["CheckerboardContext", "Cheng2020Anchor", "Cheng2020AnchorCheckerboard", "Cheng2020Attention",
            "CompressionModel", "Elic2022Chandelier", "Elic2022Official", "FactorizedPrior", "FactorizedPriorReLU",
-           "JointAutoregressiveHierarchicalPriors", "MODELS", "MeanScaleHyperprior", "QUALITIES", "ScaleHyperprior",
-           "from_state_dict", "get_model", "model_names", "sizes", "sizes_from_name"]
+           "JointAutoregressiveHierarchicalPriors", "MODELS", "MeanScaleHyperprior", "MeanScaleHyperpriorVbr", "QUALITIES",
+           "ScaleHyperprior", "ScaleHyperpriorVbr", "from_state_dict", "get_model", "model_names", "sizes",
+           "sizes_from_name"]

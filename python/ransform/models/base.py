@@ -78,6 +78,10 @@ class CompressionModel(nn.Module):
         self._coding_mode = "portable"
         return self
 
+    def use_quality(self, quality: int) -> None:
+        """Variable-rate models code at the rate of ``quality`` (see models/vbr.py); the
+        others have one rate, set by their weights."""
+
     def aux_loss(self) -> torch.Tensor:
         """Sum of the EntropyBottlenecks' quantile losses (optimise with its own optimizer)."""
         losses = [m.loss() for m in self.modules() if isinstance(m, EntropyBottleneck)]

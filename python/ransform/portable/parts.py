@@ -55,7 +55,8 @@ class PortableContextModel(nn.Module):
 
 class NoPortableForm:
     """Stands for the portable part of models whose entropy parameters have no integer form
-    yet (ELIC): they code in float mode, and asking for portable coding says so."""
+    yet (ELIC, the variable-rate models): they code in float mode, and asking for portable
+    coding says so."""
 
     def __init__(self, model):
         raise ValueError(f"{type(model).__name__} has no portable (integer) entropy parameters yet: its files "
@@ -67,13 +68,20 @@ def portable_class(model) -> type | None:
     from ransform.models.autoregressive import JointAutoregressiveHierarchicalPriors
     from ransform.models.elic import Elic2022Official
     from ransform.models.hyperprior import ScaleHyperprior
+    from ransform.models.vbr import ScaleHyperpriorVbr
+    if isinstance(model, (Elic2022Official, ScaleHyperpriorVbr)):
+        return NoPortableForm
     if isinstance(model, JointAutoregressiveHierarchicalPriors):
         return PortableContextModel
     if isinstance(model, ScaleHyperprior):
         return PortableHyperSynthesis
-    if isinstance(model, Elic2022Official):
-        return NoPortableForm
     return None
+
+
+def has_portable_form(model) -> bool:
+    """Whether the model's files can be made to decode anywhere (exact already, or with
+    portable entropy parameters once converted)."""
+    return portable_class(model) is not NoPortableForm
 
 
 def portable_part(model) -> nn.Module | None:

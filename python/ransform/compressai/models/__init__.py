@@ -27,12 +27,15 @@ from ransform.models import (
     FactorizedPriorReLU,
     JointAutoregressiveHierarchicalPriors,
     MeanScaleHyperprior,
+    MeanScaleHyperpriorVbr,
     ScaleHyperprior,
+    ScaleHyperpriorVbr,
 )
 
 __all__ = [
     "SCALES_LEVELS", "SCALES_MAX", "SCALES_MIN", "CheckerboardContext", "Cheng2020Anchor", "Cheng2020AnchorCheckerboard",
     "Cheng2020Attention", "CompressionModel", "Elic2022Chandelier", "Elic2022Official", "FactorizedPrior",
-    "FactorizedPriorReLU", "JointAutoregressiveHierarchicalPriors", "MeanScaleHyperprior", "ScaleHyperprior", "conv",
+    "FactorizedPriorReLU", "JointAutoregressiveHierarchicalPriors", "MeanScaleHyperprior", "MeanScaleHyperpriorVbr",
+    "ScaleHyperprior", "ScaleHyperpriorVbr", "conv",
     "deconv", "find_named_buffer", "find_named_module", "get_scale_table", "remap_old_keys", "update_registered_buffers",
 ]
