@@ -129,6 +129,12 @@ class GaussianConditional(EntropyModel):
         y = torch.from_numpy(symbols).to(scales.device, scales.dtype)
         return y if means is None else y + means
 
+    def readers(self, strings, count: int, batch: int) -> list[SteppedReader]:
+        """One :meth:`reader` per image of a batch, each stream holding ``count`` symbols."""
+        if len(strings) != batch:
+            raise ValueError(f"got {len(strings)} y streams for a batch of {batch}")
+        return [self.reader(s, count) for s in strings]
+
     def reader(self, string: bytes, count: int) -> SteppedReader:
         """A reader that decodes one image's stream in steps, for context models, whose
         scales and means for the next elements depend on the values decoded so far. The

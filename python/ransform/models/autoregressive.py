@@ -229,10 +229,7 @@ class JointAutoregressiveHierarchicalPriors(MeanScaleHyperprior):
             raise ValueError(f"expected [y_strings, z_strings], got {len(strings)} lists")
         z_hat = self.entropy_bottleneck.decompress(strings[1], shape)
         hyper = self.coded_hyper(z_hat)
-        if len(strings[0]) != hyper.shape[0]:
-            raise ValueError(f"got {len(strings[0])} y streams for a batch of {hyper.shape[0]}")
-        latent_size = hyper[0].numel() // 2
-        readers = [self.gaussian_conditional.reader(s, latent_size) for s in strings[0]]
+        readers = self.gaussian_conditional.readers(strings[0], hyper[0].numel() // 2, hyper.shape[0])
         y_hat, _, _ = self.coded_pass(None, hyper, readers)
         return {"x_hat": self.g_s(y_hat).clamp_(0, 1)}
 

@@ -188,9 +188,7 @@ class Elic2022Official(CompressionModel):
         if len(strings) != 2:
             raise ValueError(f"expected [y_strings, z_strings], got {len(strings)} lists")
         side = self.h_s(self.entropy_bottleneck.decompress(strings[1], shape))
-        if len(strings[0]) != side.shape[0]:
-            raise ValueError(f"got {len(strings[0])} y streams for a batch of {side.shape[0]}")
-        readers = [self.gaussian_conditional.reader(s, self.M * side.shape[2] * side.shape[3]) for s in strings[0]]
+        readers = self.gaussian_conditional.readers(strings[0], self.M * side.shape[2] * side.shape[3], side.shape[0])
         y_hat, _, _ = self.coded_pass(None, side, readers)
         return {"x_hat": self.g_s(y_hat).clamp_(0, 1)}
 
