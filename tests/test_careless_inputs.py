@@ -296,6 +296,20 @@ def test_a_real_process_prints_one_line(row, files, tmp_path):
     assert not os.path.exists(files["marker"])
 
 
+@pytest.mark.parametrize("args", [["compress", "{missing}.png", "--model", "mbt2018-mean-small", "--quality", "1"],
+                                  ["compress", "{folder}", "--model", "mbt2018-mean-small", "--quality", "1"],
+                                  ["decompress", "{missing}.rfm"],
+                                  ["decompress", "{folder}"]])
+def test_a_missing_input_is_refused_before_torch_loads(args, tmp_path):
+    """The commonest mistakes answer at once: torch (about a second to import) is not loaded."""
+    args = [a.format(missing=tmp_path / "nope", folder=tmp_path) for a in args]
+    probe = ("import sys\nfrom ransform import cli\nstatus = cli.main(sys.argv[1:])\n"
+             "print(status, 'torch' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=120)
+    assert run.stdout.split() == ["2", "False"], run.stdout + run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and str(tmp_path) in run.stderr
+
+
 def test_ctrl_c_is_one_line(tmp_path):
     folder = KODAK_IMAGES[0].parent if KODAK_IMAGES else tmp_path
     if not KODAK_IMAGES:

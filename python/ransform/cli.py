@@ -213,10 +213,18 @@ def _notes(notes) -> None:
         print(f"note: {note}", file=sys.stderr)
 
 
+def _existing_file(path) -> None:
+    """Refuses a missing, unreadable or folder input before torch is imported (about a second),
+    so the commonest mistakes answer at once."""
+    with open(path, "rb"):
+        pass
+
+
 def compress_cmd(args) -> int:
+    _existing_file(args.image)
+    output_path(args.output or str(args.image) + ".rfm", args.force, [args.image])  # before the work
     from ransform import codec, imagefile
 
-    output_path(args.output or str(args.image) + ".rfm", args.force, [args.image])  # before the work
     t0 = time.perf_counter()
     model = codec.load_model(args.model, args.quality, args.checkpoint)
     picture = imagefile.read(args.image)
@@ -237,12 +245,14 @@ def compress_cmd(args) -> int:
 
 
 def decompress_cmd(args) -> int:
-    from ransform import codec, imagefile
-
     out = output_path(args.output or str(args.file).removesuffix(".rfm") + ".png", args.force,
                       [args.file, args.original])
     with open(args.file, "rb") as f:
         data = f.read()
+    if args.original:
+        _existing_file(args.original)
+    from ransform import codec, imagefile
+
     original = imagefile.read(args.original) if args.original else None  # a bad one fails before writing
     t0 = time.perf_counter()
     model = codec.model_for(data, args.checkpoint)
