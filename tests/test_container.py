@@ -108,7 +108,7 @@ def test_cli_compress_decompress(checkpoint, tmp_path, capsys):
     assert "checksum mismatch" in capsys.readouterr().err
     assert not (tmp_path / "damaged.png").exists()
     assert cli.main(["compress", str(tmp_path / "missing.png"), "--checkpoint", str(checkpoint)]) == 2
-    assert "cannot read image" in capsys.readouterr().err
+    assert "missing.png: No such file or directory" in capsys.readouterr().err
     assert cli.main(["compress", str(src), "--model", "mbt2018-mean", "--quality", "3"]) == 2
     assert "no shipped weights" in capsys.readouterr().err
 
