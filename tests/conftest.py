@@ -7,6 +7,7 @@
 - run_python(): runs a snippet in a child interpreter, so that a crash (segfault, abort)
   fails one test instead of killing pytest.
 - KODAK_IMAGES: the project's Kodak copy (empty where it is missing).
+- RANSFORM_CACHE_DIR: a fresh folder for the table cache, unless the caller set one.
 
 Test modules import the plain helpers with ``from conftest import ...`` (pytest puts this
 directory on sys.path in its default "prepend" import mode).
@@ -26,6 +27,11 @@ import pytest
 import ransform
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+
+# The suite's own table cache (ransform.table_cache): tests never read or fill the user's.
+if "RANSFORM_CACHE_DIR" not in os.environ:
+    import tempfile
+    os.environ["RANSFORM_CACHE_DIR"] = tempfile.mkdtemp(prefix="ransform-test-cache-")
 
 for profile, examples in (("ransform", 200), ("thorough", 1000)):
     settings.register_profile(profile, max_examples=examples, deadline=None, print_blob=True,

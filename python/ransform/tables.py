@@ -7,7 +7,8 @@ Which should I use?
 - Factorized models (EntropyBottleneck): a :class:`CategoricalTable` from per-channel pmfs;
   the row index of a symbol is its channel.
 Tables are built once and reused across calls; building the default Gaussian table takes
-about 0.4 s on one CPU core, so it is cached. ``device="cuda"`` builds it on the GPU, bit for bit
+about 0.3 s on one CPU core, so it is cached in the process and its rows on disk
+(:mod:`ransform.table_cache`). ``device="cuda"`` builds it on the GPU, bit for bit
 the same.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ import functools
 
 import numpy as np
 
-from ransform import _core
+from ransform import _core, table_cache
 from ransform._arrays import as_float32, as_int32, to_numpy
 
 DEFAULT_PRECISION = 16
@@ -123,8 +124,9 @@ class ScaleTable(Table):
 @functools.lru_cache(maxsize=32)
 def _cached_native(family, scales_bytes, precision, tail_mass, device):
     scales = None if scales_bytes is None else np.frombuffer(scales_bytes, dtype=np.float32)
-    if device == "cpu":
-        return _core.ScaleTable(family, scales, precision, tail_mass)
+    if device == "cpu":  # rows from the disk cache when an earlier process built them (table_cache.py)
+        return _core.ScaleTable.from_rows(family, scales, precision, tail_mass,
+                                          *table_cache.scale_rows(family, scales, precision, tail_mass))
     rows = build_scale_rows(scales, family=family, precision=precision, tail_mass=tail_mass, device=device)
     return _core.ScaleTable.from_rows(family, scales, precision, tail_mass, *rows)
 
