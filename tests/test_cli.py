@@ -90,3 +90,34 @@ def test_convert_portable_makes_compressai_checkpoints_decode_anywhere(tmp_path,
     # the latent is the same; only the float synthesis may move a pixel by a level
     diff = codec.to_uint8(again).int() - codec.to_uint8(codec.decompress(model, data)).int()
     assert diff.abs().max() <= 1
+
+
+def test_threads_change_the_speed_not_the_files(tmp_path, capsys):
+    """--threads on the commands that run a model: the same .rfm bytes and pixels for any count."""
+    import torch
+
+    photo = pathlib.Path(cli.__file__).parent / "data" / "coffee.png"
+    before = torch.get_num_threads()
+    try:
+        files = []
+        for threads in ("1", "2", "0"):
+            out = tmp_path / f"t{threads}.rfm"
+            assert cli.main(["compress", str(photo), "-o", str(out), "--model", "mbt2018-mean-small", "--quality", "1",
+                             "--threads", threads, "--no-psnr"]) == 0
+            files.append(out.read_bytes())
+        assert files[0] == files[1] == files[2]
+        pictures = []
+        for threads in ("1", "2"):
+            png = tmp_path / f"d{threads}.png"
+            assert cli.main(["decompress", str(tmp_path / "t1.rfm"), "-o", str(png), "--threads", threads]) == 0
+            pictures.append(codec.to_uint8(codec.read_image(png)).int())
+        # the latent decodes exactly; the float synthesis transform's sums may round differently
+        # with another thread count, by at most one level in a few pixels
+        assert (pictures[0] - pictures[1]).abs().max() <= 1
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as refused:  # argparse's usage error: one line, exit 2
+            cli.main(["compress", str(photo), "-o", str(tmp_path / "x.rfm"), "--model", "mbt2018-mean-small",
+                      "--quality", "1", "--threads", "-1"])
+        assert refused.value.code == 2 and "--threads" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)

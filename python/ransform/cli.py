@@ -185,6 +185,7 @@ def _model_args(p, checkpoint_help: str) -> None:
     p.add_argument("--quality", type=_positive_int, help="quality of the shipped weights")
     p.add_argument("--checkpoint", help=checkpoint_help)
     _pretrained_options(p)
+    _threads_option(p)
 
 
 def _pretrained_options(p) -> None:
@@ -213,6 +214,25 @@ def _notes(notes) -> None:
         print(f"note: {note}", file=sys.stderr)
 
 
+def _threads_option(p) -> None:
+    p.add_argument("--threads", type=_non_negative_int, help="threads for the networks and the coder (0 = one per "
+                   "core; default: torch's setting for the networks, 1 for the coder); files are the same for any count")
+
+
+def _threaded(model, args):
+    """The loaded model, with --threads applied to torch's networks and to every entropy model's coder."""
+    if args.threads is None:
+        return model
+    import torch
+
+    from ransform.entropy_models import EntropyModel
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    for module in model.net.modules():
+        if isinstance(module, EntropyModel):
+            module.threads = args.threads
+    return model
+
+
 def _existing_file(path) -> None:
     """Refuses a missing, unreadable or folder input before torch is imported (about a second),
     so the commonest mistakes answer at once."""
@@ -226,7 +246,7 @@ def compress_cmd(args) -> int:
     from ransform import codec, imagefile
 
     t0 = time.perf_counter()
-    model = codec.load_model(args.model, args.quality, args.checkpoint)
+    model = _threaded(codec.load_model(args.model, args.quality, args.checkpoint), args)
     picture = imagefile.read(args.image)
     _notes(picture.notes)
     t1 = time.perf_counter()
@@ -255,7 +275,7 @@ def decompress_cmd(args) -> int:
 
     original = imagefile.read(args.original) if args.original else None  # a bad one fails before writing
     t0 = time.perf_counter()
-    model = codec.model_for(data, args.checkpoint)
+    model = _threaded(codec.model_for(data, args.checkpoint), args)
     t1 = time.perf_counter()
     picture = codec.decompress_picture(model, data)
     t2 = time.perf_counter()
@@ -298,8 +318,8 @@ def eval_cmd(args) -> int:
         raise ValueError(f"{len(checkpoints)} checkpoints for {len(qualities)} qualities")
     runs = []
     for i in range(max(len(checkpoints), len(qualities))):
-        model = codec.load_model(args.model, qualities[i] if qualities else None,
-                                 checkpoints[i] if checkpoints else None)
+        model = _threaded(codec.load_model(args.model, qualities[i] if qualities else None,
+                                           checkpoints[i] if checkpoints else None), args)
         runs.append(model)
     if not runs:
         raise ValueError("give --quality (shipped weights) and/or --checkpoint")
@@ -372,7 +392,7 @@ def bitmap_cmd(args) -> int:
     from ransform.bitmaps import bitmap, plot_bitmap
 
     output_path(args.output, args.force, [args.image])
-    model = codec.load_model(args.model, args.quality, args.checkpoint)
+    model = _threaded(codec.load_model(args.model, args.quality, args.checkpoint), args)
     x = codec.read_image(args.image)
     bm = bitmap(model.net, x)
     plot_bitmap(bm, args.output, image=x, log=args.log)
@@ -447,7 +467,7 @@ def demo(args) -> int:
         output_path(os.path.join(output_dir, n), args.force, [image])
     stem = os.path.join(output_dir, Path(image).stem)
     t0 = time.perf_counter()
-    model = codec.load_model(name, quality, args.checkpoint)
+    model = _threaded(codec.load_model(name, quality, args.checkpoint), args)
     x = codec.read_image(image)
     t1 = time.perf_counter()
     os.makedirs(output_dir, exist_ok=True)  # once the model and image are good: no empty folder left
@@ -559,6 +579,7 @@ def _add_decompress(sub) -> None:
     p.add_argument("-o", "--output", help="output image (default: FILE without .rfm, as .png)")
     p.add_argument("--checkpoint", help="checkpoint the file was written with (when it is not a shipped model)")
     p.add_argument("--original", help="original image: print the PSNR against it")
+    _threads_option(p)
     _force_option(p)
     p.set_defaults(run=decompress_cmd)
 
@@ -572,6 +593,7 @@ def _add_eval(sub) -> None:
     p.add_argument("--quality", type=_qualities, help="qualities, comma separated (e.g. 1,2,3)")
     p.add_argument("--checkpoint", help="checkpoints, comma separated, one per quality")
     _pretrained_options(p)
+    _threads_option(p)
     p.add_argument("--name", help="curve name in the JSON (default: ransform MODEL)")
     p.add_argument("--per-image", action="store_true", help="also store every image's numbers")
     p.add_argument("-o", "--output", help="write the results JSON here")
