@@ -28,6 +28,7 @@ from ransform.compressai.ops import LowerBound
 from ransform.entropy_models import EntropyBottleneck as _NativeBottleneck
 from ransform.entropy_models.base import as_host_array, quantize
 from ransform.entropy_models.bottleneck import padded_frequencies
+from ransform.entropy_models.conditional import bin_probability
 from ransform.kernels import scale_index, upper_tail
 from ransform.tables import ScaleTable
 
@@ -255,10 +256,7 @@ class GaussianConditional(EntropyModel):
         self._store_rows(self._rows())
 
     def _likelihood(self, inputs: torch.Tensor, scales: torch.Tensor, means: torch.Tensor | None = None):
-        values = torch.abs(inputs if means is None else inputs - means)
-        scales = self.lower_bound_scale(scales)
-        # Both terms are upper tails (small numbers with full relative precision), not 1 - CDF.
-        return upper_tail("gaussian", (values - 0.5) / scales) - upper_tail("gaussian", (values + 0.5) / scales)
+        return bin_probability("gaussian", inputs, scales, means, float(self.lower_bound_scale.bound))
 
     def forward(self, inputs: torch.Tensor, scales: torch.Tensor, means: torch.Tensor | None = None,
                 training: bool | None = None):

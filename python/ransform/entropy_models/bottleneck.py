@@ -214,13 +214,11 @@ class EntropyBottleneck(EntropyModel):
         return self.quantiles[:, 0, 1].detach().reshape((1, -1) + (1,) * (ndim - 2))
 
     def _symbols(self, x: torch.Tensor, step: float) -> torch.Tensor:
-        medians = self._medians_like(x.dim())
-        return self.quantize(x, "symbols", medians) if step == 1 else torch.round((x - medians) / step).to(torch.int32)
+        # (x - m) / 1.0 and s * 1.0 are exact: step 1 gives round(x - m) and s + m bit for bit
+        return torch.round((x - self._medians_like(x.dim())) / step).to(torch.int32)
 
     def dequantized(self, x: torch.Tensor, step: float = 1.0) -> torch.Tensor:
         """What :meth:`decompress` returns for :meth:`compress`'s streams of x."""
-        if step == 1:
-            return self.quantize(x, "dequantize", self._medians_like(x.dim()))
         return self._symbols(x, step) * step + self._medians_like(x.dim())
 
     @torch.no_grad()
@@ -244,8 +242,7 @@ class EntropyBottleneck(EntropyModel):
         symbols = np.stack([decode(s, indexes[i], table, threads=self.threads)
                             for i, s in enumerate(strings)]) if strings else np.zeros(shape, np.int32)
         medians = self._medians_like(len(shape))
-        values = torch.from_numpy(symbols).to(medians.device, medians.dtype)
-        return values + medians if step == 1 else values * step + medians
+        return torch.from_numpy(symbols).to(medians.device, medians.dtype) * step + medians
 
 
 def padded_frequencies(table) -> np.ndarray:

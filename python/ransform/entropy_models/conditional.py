@@ -12,6 +12,15 @@ from ransform.ops import lower_bound
 from ransform.tables import ScaleTable, default_scales
 
 
+def bin_probability(family: str, values, scales, means, scale_bound: float) -> torch.Tensor:
+    """P(v - 1/2 < X <= v + 1/2) for X of ``family`` at ``means`` and ``scales`` (bounded below
+    by ``scale_bound``). Both terms are upper tails of |v - mean|: small numbers a float holds to
+    full relative precision, where 1 - CDF would round to 0 far from the mean."""
+    centred = torch.abs(values if means is None else values - means)
+    s = lower_bound(scales, scale_bound)
+    return upper_tail(family, (centred - 0.5) / s) - upper_tail(family, (centred + 0.5) / s)
+
+
 def _check_scales(scales, what: str) -> None:
     """Scales are floating-point tensors; integer ones are table indexes (CompressAI's API,
     :mod:`ransform.compressai`), a mix-up that would otherwise code with the wrong rows."""
@@ -58,9 +67,7 @@ class GaussianConditional(EntropyModel):
 
     def likelihood(self, values: torch.Tensor, scales: torch.Tensor, means: torch.Tensor | None = None):
         """P(v - 1/2 < X <= v + 1/2), without the likelihood bound."""
-        centred = torch.abs(values if means is None else values - means)
-        s = lower_bound(scales, self.scale_bound)
-        return upper_tail(self.family, (centred - 0.5) / s) - upper_tail(self.family, (centred + 0.5) / s)
+        return bin_probability(self.family, values, scales, means, self.scale_bound)
 
     def forward(self, x: torch.Tensor, scales: torch.Tensor, means: torch.Tensor | None = None,
                 training: bool | None = None):
