@@ -157,22 +157,32 @@ ROWS = [
                  id="demo-checkpoint-text-file"),
     # images that are not images, and places that are not files
     pytest.param("compress {out}/nope.png -o {out}/a.rfm --checkpoint {tiny}", "nope.png", id="input-missing"),
-    pytest.param("compress {images} -o {out}/a.rfm --checkpoint {tiny}", "images.*directory|directory.*images",
+    pytest.param("compress {images} -o {out}/a.rfm --checkpoint {tiny}", r"a\.rfm is none.*a\.rfm/ to create it",
                  id="input-directory"),
+    pytest.param("compress {photo} {other} -o {notes} --checkpoint {tiny}", "notes.txt is a file.*FOLDER/",
+                 id="several-inputs-output-file"),
+    pytest.param("compress {photo} {photo} -o {out}/ --checkpoint {tiny}", "would both be written",
+                 id="several-inputs-one-output"),
+    pytest.param("compress {nothing} -o {out}/ --checkpoint {tiny}", "no .png.* files in .*nothing.*--recursive",
+                 id="input-folder-without-images"),
+    pytest.param(COMPRESS + " --checkpoint {tiny} --device gpu0", "--device gpu0", id="compress-device-unknown"),
+    pytest.param(COMPRESS + " --checkpoint {tiny} --device cuda", "--device cuda", id="compress-device-cuda-without-cuda",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
     pytest.param("compress {empty} -o {out}/a.rfm --checkpoint {tiny}", "empty.png", id="input-empty-file"),
     pytest.param("compress {notes} -o {out}/a.rfm --checkpoint {tiny}", "notes.txt", id="input-text-file"),
     pytest.param("compress {truncated} -o {out}/a.rfm --checkpoint {tiny}", "truncated.png", id="input-truncated-png"),
     pytest.param("bitmap {truncated} -o {out}/b.png --checkpoint {tiny}", "truncated.png",
                  id="bitmap-input-truncated-png"),
     pytest.param("demo --image {notes} --output-dir {out}/demo", "notes.txt", id="demo-image-text-file"),
-    pytest.param("compress {photo} -o {out} --checkpoint {tiny}", "is a directory", id="output-is-a-directory"),
     pytest.param("compress {photo} -o {notes}/a.rfm --checkpoint {tiny}", "not a folder",
                  id="output-under-a-file"),
     pytest.param("compress {photo} -o {readonly}/a.rfm --checkpoint {tiny}", "not writable|permission",
                  id="output-in-read-only-folder",
                  marks=pytest.mark.skipif(_read_only_is_writable(), reason="root writes into read-only folders")),
     pytest.param("decompress {out}/nope.rfm -o {out}/d.png", "nope.rfm", id="rfm-missing"),
-    pytest.param("decompress {images} -o {out}/d.png", "is a directory", id="rfm-directory"),
+    pytest.param("decompress {images} -o {out}/", "no .rfm files in .*images", id="rfm-directory"),
+    pytest.param("decompress {rfm} {rfm_cut} -o {out}/ --original {photo}", "--original goes with a single",
+                 id="decompress-several-with-original"),
     pytest.param("decompress {empty_rfm} -o {out}/d.png", "not a ransform .rfm file", id="rfm-empty"),
     pytest.param("decompress {photo} -o {out}/d.png", "not a ransform .rfm file", id="rfm-png"),
     pytest.param("decompress {rfm_cut} -o {out}/d.png", "truncated|damaged", id="rfm-truncated"),
@@ -180,7 +190,6 @@ ROWS = [
     pytest.param("decompress {rfm} -o {out}/d.png", "--checkpoint", id="rfm-of-a-custom-model-no-checkpoint"),
     pytest.param(DECOMPRESS + " --original {other}", "size", id="original-of-another-size"),
     pytest.param(DECOMPRESS + " --original {out}/nope.png", "nope.png", id="original-missing"),
-    pytest.param("decompress {rfm} -o {out} --checkpoint {tiny}", "is a directory", id="decompress-output-directory"),
     # models and qualities
     pytest.param(COMPRESS + " --model mbt2018-mean-small --quality 0", "--quality.*at least 1", id="quality-0"),
     pytest.param(COMPRESS + " --model mbt2018-mean-small --quality 99", "quality 99", id="quality-99"),
@@ -356,8 +365,8 @@ def test_a_read_only_folder_is_named(files, tmp_path, monkeypatch, capsys):
 
 def test_ransform_debug_shows_the_traceback(files, tmp_path, monkeypatch):
     monkeypatch.setenv("RANSFORM_DEBUG", "1")
-    with pytest.raises(IsADirectoryError):
-        cli.main(["decompress", files["images"], "-o", str(tmp_path / "d.png")])
+    with pytest.raises(FileNotFoundError):
+        cli.main(["decompress", str(tmp_path / "nope.rfm"), "-o", str(tmp_path / "d.png")])
 
 
 def test_a_bug_is_one_line_that_asks_for_the_traceback(monkeypatch, capsys):

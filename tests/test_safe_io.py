@@ -134,8 +134,13 @@ def test_no_command_replaces_a_file_without_force(image, tmp_path, capsys):
     assert cli.main(["compress", str(original), "-o", str(original), "--checkpoint", str(ckpt), "-f"]) == 2
     assert "it is the input" in capsys.readouterr().err
     assert original.read_bytes() == image.read_bytes()
-    assert cli.main(["compress", str(image), "-o", str(tmp_path), "--checkpoint", str(ckpt)]) == 2
-    assert "is a directory" in capsys.readouterr().err
+    # a folder as the output: the file goes into it, once
+    argv = ["compress", str(image), "-o", str(tmp_path), "--checkpoint", str(ckpt), "--quiet"]
+    assert cli.main(argv) == 0
+    written = (tmp_path / "photo.png.rfm").read_bytes()
+    assert cli.main(argv) == 2
+    assert "photo.png.rfm exists; pass --force" in capsys.readouterr().err
+    assert (tmp_path / "photo.png.rfm").read_bytes() == written
 
 
 def test_the_demo_never_replaces_an_earlier_demo(tmp_path, monkeypatch, capsys):

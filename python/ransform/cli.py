@@ -7,10 +7,12 @@ import math
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 import ransform
+from ransform import batch
 from ransform.files import output_path, write_atomic
 
 
@@ -119,11 +121,11 @@ def _check_device(name: str) -> None:
     if device.type == "cuda":
         if not torch.cuda.is_available():
             why = "this torch is built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
-            raise ValueError(f"--device {name}: {why}; train with --device cpu")
+            raise ValueError(f"--device {name}: {why}; use --device cpu")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     elif device.type != "cpu":
-        raise ValueError(f"--device {name}: training runs on cpu or cuda")
+        raise ValueError(f"--device {name}: ransform runs on cpu or cuda")
 
 
 def _check_train_args(args) -> None:
@@ -208,19 +210,25 @@ def _resolve_pretrained(args) -> None:
     args.model = published.name(args.model, args.metric)
 
 
-def _notes(notes) -> None:
+def _notes(notes, source=None) -> None:
     """What a file could not keep: one line each on stderr, never silently."""
     for note in notes:
-        print(f"note: {note}", file=sys.stderr)
+        print(f"note: {source}: {note}" if source else f"note: {note}", file=sys.stderr)
 
 
 def _threads_option(p) -> None:
     p.add_argument("--threads", type=_non_negative_int, help="threads for the networks and the coder (0 = one per "
                    "core; default: torch's setting for the networks, 1 for the coder); files are the same for any count")
+    p.add_argument("--device", default="cpu", help="where the networks run: cpu (default), cuda or cuda:N; files "
+                   "written in portable mode decode on either")
 
 
-def _threaded(model, args):
-    """The loaded model, with --threads applied to torch's networks and to every entropy model's coder."""
+def _configured(model, args):
+    """The loaded model on --device, with --threads applied to torch's networks and to every
+    entropy model's coder."""
+    if args.device != "cpu":
+        _check_device(args.device)
+        model.net.to(args.device)
     if args.threads is None:
         return model
     import torch
@@ -240,53 +248,132 @@ def _existing_file(path) -> None:
         pass
 
 
-def compress_cmd(args) -> int:
-    _existing_file(args.image)
-    output_path(args.output or str(args.image) + ".rfm", args.force, [args.image])  # before the work
+def _many_options(p, what: str) -> None:
+    p.add_argument("-r", "--recursive", action="store_true", help=f"also the {what} in sub-folders of a folder given")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _compress_one(model, image, out, args) -> tuple[str, tuple[int, int]]:
+    """One image into one .rfm file: (the line to print, (file bytes, pixels))."""
     from ransform import codec, imagefile
 
+    output_path(out, args.force, [image])  # before the work
+    picture = imagefile.read(image)
+    _notes(picture.notes, image if args.many else None)
     t0 = time.perf_counter()
-    model = _threaded(codec.load_model(args.model, args.quality, args.checkpoint), args)
-    picture = imagefile.read(args.image)
-    _notes(picture.notes)
-    t1 = time.perf_counter()
     data = codec.compress(model, picture, portable=False if args.float else None)
-    t2 = time.perf_counter()
-    out = output_path(args.output or str(args.image) + ".rfm", args.force, [args.image])
-    write_atomic(out, data)
+    t1 = time.perf_counter()
+    write_atomic(output_path(out, args.force, [image]), data)
     h, w = picture.pixels.shape[-2:]
     mode = "float entropy parameters" if args.float or not model.net.is_portable else "portable"
-    line = (f"{out}: {len(data)} bytes, {8 * len(data) / (h * w):.4f} bpp, {mode}, encode {t2 - t1:.2f} s "
-            f"(model load {t1 - t0:.2f} s)")
+    line = f"{out}: {len(data)} bytes, {8 * len(data) / (h * w):.4f} bpp, {mode}, encode {t1 - t0:.2f} s"
     if not args.no_psnr:
         line += f", PSNR {imagefile.psnr(picture, codec.decompress_picture(model, data)):.2f} dB"
-    print(line)
-    return 0
+    return line, (len(data), h * w)
+
+
+def compress_cmd(args) -> int:
+    args.many = batch.is_batch(args.image, args.output)
+    if args.many:
+        jobs = batch.plan(args.image, args.output, batch.IMAGE_SUFFIXES, lambda name: name + ".rfm", args.recursive)
+    else:
+        _existing_file(args.image[0])
+        jobs = [batch.Job(args.image[0], output_path(args.output or args.image[0] + ".rfm", args.force, args.image))]
+    from ransform import codec
+
+    t0 = time.perf_counter()
+    model = _configured(codec.load_model(args.model, args.quality, args.checkpoint), args)
+    load = time.perf_counter() - t0
+    if not args.many:
+        line, _ = _compress_one(model, jobs[0].source, jobs[0].output, args)
+        print(f"{line} (model load {load:.2f} s)")
+        return 0
+    outcome = batch.run(jobs, lambda job: _compress_one(model, job.source, job.output, args), _reason,
+                        progress=not args.quiet)
+    nbytes, pixels = (sum(column) for column in zip((0, 0), *(value for _, value in outcome.done)))
+    rate = f" ({8 * nbytes / pixels:.4f} bpp over all their pixels)" if pixels else ""
+    return _summary(f"compressed {len(outcome.done)} of {len(jobs)} images into {nbytes:,} bytes{rate}", outcome,
+                    load)
+
+
+def _summary(what: str, outcome, load: float) -> int:
+    """The last line of a many-files command, and its exit status: 2 when a file failed."""
+    count = len(outcome.done) + len(outcome.failed)
+    print(f"{what} in {outcome.seconds:.2f} s ({outcome.seconds / max(count, 1):.3f} s per file; model load "
+          f"{load:.2f} s)" + (f"; {len(outcome.failed)} failed" if outcome.failed else ""))
+    return 2 if outcome.failed else 0
+
+
+class _Decoders:
+    """The models files name, each loaded once (a folder may hold files of several models)."""
+
+    def __init__(self, args):
+        self.args, self.models, self.seconds = args, {}, 0.0
+
+    def __call__(self, data: bytes):
+        from ransform import codec
+        from ransform.container import unpack
+
+        item = unpack(data)
+        key = (item.model, item.quality)
+        if key not in self.models:
+            t0 = time.perf_counter()
+            self.models[key] = _configured(codec.model_for(data, self.args.checkpoint), self.args)
+            self.seconds += time.perf_counter() - t0
+        return self.models[key]
+
+
+def _decompress_one(decoder_for, rfm, out, args) -> tuple[str, None]:
+    """One .rfm file into one image: (the line to print, nothing)."""
+    from ransform import codec, imagefile
+
+    output_path(out, args.force, [rfm, args.original])
+    with open(rfm, "rb") as f:
+        data = f.read()
+    original = imagefile.read(args.original) if args.original else None  # a bad one fails before writing
+    loaded = decoder_for.seconds
+    model = decoder_for(data)
+    loaded = decoder_for.seconds - loaded
+    t0 = time.perf_counter()
+    picture = codec.decompress_picture(model, data)
+    t1 = time.perf_counter()
+    _notes(imagefile.write(picture, out), rfm if args.many else None)
+    h, w = picture.pixels.shape[-2:]
+    line = f"{out}: {w}x{h}, {8 * len(data) / (h * w):.4f} bpp, decode {t1 - t0:.2f} s"
+    if not args.many:
+        line += f" (model load {loaded:.2f} s)"
+    if original is not None:
+        line += f", PSNR {imagefile.psnr(original, picture):.2f} dB"
+    return line, None
+
+
+def _decompressed_name(name: str) -> str:
+    """x.png.rfm -> x.png.png: the decoded image beside its file never replaces the original."""
+    return name.removesuffix(".rfm") + ".png"
 
 
 def decompress_cmd(args) -> int:
-    out = output_path(args.output or str(args.file).removesuffix(".rfm") + ".png", args.force,
-                      [args.file, args.original])
-    with open(args.file, "rb") as f:
-        data = f.read()
-    if args.original:
-        _existing_file(args.original)
-    from ransform import codec, imagefile
+    args.many = batch.is_batch(args.file, args.output)
+    if args.many:
+        if args.original:
+            raise ValueError("--original goes with a single .rfm file")
+        jobs = batch.plan(args.file, args.output, batch.RFM_SUFFIXES, _decompressed_name, args.recursive)
+    else:
+        source = args.file[0]
+        out = output_path(args.output or _decompressed_name(source), args.force, [source, args.original])
+        _existing_file(source)
+        if args.original:
+            _existing_file(args.original)
+        jobs = [batch.Job(source, out)]
+    from ransform import codec  # noqa: F401  (torch: imported before the clock starts)
 
-    original = imagefile.read(args.original) if args.original else None  # a bad one fails before writing
-    t0 = time.perf_counter()
-    model = _threaded(codec.model_for(data, args.checkpoint), args)
-    t1 = time.perf_counter()
-    picture = codec.decompress_picture(model, data)
-    t2 = time.perf_counter()
-    psnr = imagefile.psnr(original, picture) if original is not None else None
-    _notes(imagefile.write(picture, out))
-    h, w = picture.pixels.shape[-2:]
-    line = f"{out}: {w}x{h}, {8 * len(data) / (h * w):.4f} bpp, decode {t2 - t1:.2f} s (model load {t1 - t0:.2f} s)"
-    if psnr is not None:
-        line += f", PSNR {psnr:.2f} dB"
-    print(line)
-    return 0
+    decoders = _Decoders(args)
+    if not args.many:
+        print(_decompress_one(decoders, jobs[0].source, jobs[0].output, args)[0])
+        return 0
+    outcome = batch.run(jobs, lambda job: _decompress_one(decoders, job.source, job.output, args), _reason,
+                        progress=not args.quiet)
+    return _summary(f"decompressed {len(outcome.done)} of {len(jobs)} files", outcome, decoders.seconds)
 
 
 def _write_json(data, path) -> None:
@@ -307,7 +394,7 @@ def _print_summary(summary) -> None:
 
 def eval_cmd(args) -> int:
     from ransform import codec, evaluation
-    from ransform.training import image_files
+    from ransform.batch import image_files
 
     if args.output:
         output_path(args.output, args.force)  # before an evaluation that may take minutes
@@ -318,7 +405,7 @@ def eval_cmd(args) -> int:
         raise ValueError(f"{len(checkpoints)} checkpoints for {len(qualities)} qualities")
     runs = []
     for i in range(max(len(checkpoints), len(qualities))):
-        model = _threaded(codec.load_model(args.model, qualities[i] if qualities else None,
+        model = _configured(codec.load_model(args.model, qualities[i] if qualities else None,
                                            checkpoints[i] if checkpoints else None), args)
         runs.append(model)
     if not runs:
@@ -327,15 +414,28 @@ def eval_cmd(args) -> int:
     if len(set(keys)) != len(keys):  # every checkpoint keeps its row
         keys = list(range(1, len(runs) + 1))
         print(f"checkpoints share a quality: their rows are numbered 1..{len(runs)} in the order given")
-    per_quality = {}
+    per_quality, failed = {}, set()
+
+    def report(image, exc):  # one bad image is skipped, with its reason, and the rest go on
+        failed.add(image)
+        print(f"{image}: {_reason(exc)}", file=sys.stderr)
+
     for key, model in zip(keys, runs):
-        per_quality[key] = evaluation.evaluate_model(model, files, progress=not args.quiet)
+        per_quality[key] = evaluation.evaluate_model(model, files, progress=not args.quiet, on_error=report)
+        if not per_quality[key]:
+            raise ValueError(f"none of the {len(files)} images under {args.directory} could be evaluated")
+        files = [f for f in files if f not in failed]
+    gone = {Path(f).name for f in failed}  # the same images at every quality
+    per_quality = {key: [r for r in records if r["image"] not in gone] for key, records in per_quality.items()}
     name = args.name or f"ransform {runs[0].name}"
     summary = evaluation.summarize(name, f"ransform {ransform.__version__}, .rfm files, {len(files)} images "
                                    f"from {args.directory}", per_quality, args.per_image)
     _print_summary(summary)
     if args.output:
         _write_json(summary, args.output)
+    if failed:
+        print(f"{len(failed)} of {len(files) + len(failed)} images failed and are not in the results", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -343,7 +443,7 @@ def bench_codecs_cmd(args) -> int:
     import os
 
     from ransform import evaluation
-    from ransform.training import image_files
+    from ransform.batch import image_files
 
     codecs = args.codecs.split(",") if args.codecs else evaluation.available_codecs()
     unknown = [c for c in codecs if c not in evaluation.CODEC_QUALITIES]
@@ -392,7 +492,7 @@ def bitmap_cmd(args) -> int:
     from ransform.bitmaps import bitmap, plot_bitmap
 
     output_path(args.output, args.force, [args.image])
-    model = _threaded(codec.load_model(args.model, args.quality, args.checkpoint), args)
+    model = _configured(codec.load_model(args.model, args.quality, args.checkpoint), args)
     x = codec.read_image(args.image)
     bm = bitmap(model.net, x)
     plot_bitmap(bm, args.output, image=x, log=args.log)
@@ -444,7 +544,6 @@ def demo(args) -> int:
     reconstruction and the bit map; compare with JPEG at the same size."""
     import io
     import os
-    from pathlib import Path
 
     from PIL import Image
 
@@ -467,7 +566,7 @@ def demo(args) -> int:
         output_path(os.path.join(output_dir, n), args.force, [image])
     stem = os.path.join(output_dir, Path(image).stem)
     t0 = time.perf_counter()
-    model = _threaded(codec.load_model(name, quality, args.checkpoint), args)
+    model = _configured(codec.load_model(name, quality, args.checkpoint), args)
     x = codec.read_image(image)
     t1 = time.perf_counter()
     os.makedirs(output_dir, exist_ok=True)  # once the model and image are good: no empty folder left
@@ -511,9 +610,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _report(command: str, exc: Exception) -> int:
-    """One line on stderr for what stopped a command, and the exit status: 2 for bad input or a
-    file system that said no, 1 for anything else (a bug: RANSFORM_DEBUG=1 shows where)."""
+def _reason(exc: Exception) -> str:
+    """One line saying what stopped a command, for bad input or a file system that said no; the
+    error of a bug says so (RANSFORM_DEBUG=1 shows where)."""
     import pickle
 
     if isinstance(exc, BrokenPipeError):
@@ -533,11 +632,17 @@ def _report(command: str, exc: Exception) -> int:
     elif isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":  # torch's is a RuntimeError
         message = f"error: out of memory ({str(exc) or 'MemoryError'}); try a smaller image or batch"
     else:
-        print(f"ransform {command}: internal error: {type(exc).__name__}: {' '.join(str(exc).split())} (a bug in "
-              "ransform: rerun with RANSFORM_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
-        return 1
-    print(f"ransform {command}: {' '.join(message.split())}", file=sys.stderr)  # one line, always
-    return 2
+        message = (f"internal error: {type(exc).__name__}: {exc} (a bug in ransform: rerun with RANSFORM_DEBUG=1 "
+                   "for the traceback, and please report it)")
+    return " ".join(message.split())  # one line, always
+
+
+def _report(command: str, exc: Exception) -> int:
+    """The one line on stderr for what stopped a command, and the exit status: 2 for bad input
+    or a file system that said no, 1 for anything else (a bug)."""
+    message = _reason(exc)
+    print(f"ransform {command}: {message}", file=sys.stderr)
+    return 1 if message.startswith("internal error") else 2
 
 
 def _add_demo(sub) -> None:
@@ -558,10 +663,14 @@ def _add_bench(sub) -> None:
 
 
 def _add_compress(sub) -> None:
-    p = sub.add_parser("compress", help="compress an image into an .rfm file",
-                       description="Compress an image with shipped weights (--model, --quality) or a checkpoint.")
-    p.add_argument("image", help="input image (PNG, JPEG, ...)")
-    p.add_argument("-o", "--output", help="output .rfm file (default: IMAGE.rfm)")
+    p = sub.add_parser("compress", help="compress images into .rfm files",
+                       description="Compress images with shipped weights (--model, --quality) or a checkpoint. "
+                       "Several images, or folders of them, run in one process with one model load; a file that "
+                       "fails is reported and the rest go on (exit status 2 at the end).")
+    p.add_argument("image", nargs="+", help="input images (PNG, JPEG, ...) or folders of them")
+    p.add_argument("-o", "--output", help="output .rfm file for one image (default: IMAGE.rfm beside it); for "
+                   "several, or when it is a folder or ends in /, the folder to write IMAGE.rfm files into")
+    _many_options(p, "images")
     _model_args(p, "checkpoint file (ransform training checkpoint, or CompressAI's with --model)")
     p.add_argument("--no-psnr", action="store_true", help="skip decoding the result to report its PSNR")
     p.add_argument("--float", action="store_true", help="code with the float entropy-parameter networks (as "
@@ -572,11 +681,15 @@ def _add_compress(sub) -> None:
 
 
 def _add_decompress(sub) -> None:
-    p = sub.add_parser("decompress", help="decompress an .rfm file into a PNG",
-                       description="Decompress an .rfm file; the model is the one the file names (shipped, or CompressAI's "
-                       "published weights, fetched once), or --checkpoint.")
-    p.add_argument("file", help="input .rfm file")
-    p.add_argument("-o", "--output", help="output image (default: FILE without .rfm, as .png)")
+    p = sub.add_parser("decompress", help="decompress .rfm files into PNGs",
+                       description="Decompress .rfm files; the model is the one each file names (shipped, or "
+                       "CompressAI's published weights, fetched once), or --checkpoint. Several files, or folders of "
+                       "them, run in one process, each model loaded once; a file that fails is reported and the rest "
+                       "go on (exit status 2 at the end).")
+    p.add_argument("file", nargs="+", help="input .rfm files or folders of them")
+    p.add_argument("-o", "--output", help="output image for one file (default: FILE without .rfm, as .png, beside "
+                   "it); for several, or when it is a folder or ends in /, the folder to write them into")
+    _many_options(p, ".rfm files")
     p.add_argument("--checkpoint", help="checkpoint the file was written with (when it is not a shipped model)")
     p.add_argument("--original", help="original image: print the PSNR against it")
     _threads_option(p)

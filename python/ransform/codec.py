@@ -44,6 +44,11 @@ class LoadedModel:
         return self._fingerprints[portable]
 
     @property
+    def device(self) -> torch.device:
+        """Where the networks run (``model.net.to(device)`` moves them; images follow)."""
+        return next(self.net.parameters()).device
+
+    @property
     def fingerprint(self) -> bytes:
         """The fingerprint of files written in the model's current coding mode."""
         return self.fingerprint_for(self.net.is_portable)
@@ -86,7 +91,7 @@ def calibration_images(directory=None, count: int = 8, side: int = 512) -> list[
     centre-cropped to at most ``side`` x ``side`` pixels."""
     from importlib import resources
 
-    from ransform.training import image_files
+    from ransform.batch import image_files
     if directory is None:
         files = [resources.files("ransform") / "data" / "coffee.png"]
     else:
@@ -131,7 +136,7 @@ def compress(model: LoadedModel, x: torch.Tensor | Picture, portable: bool | Non
     if x.dim() != 3 or x.shape[0] != 3:
         raise ValueError(f"expected a (3, H, W) image, got shape {tuple(x.shape)}")
     portable = model.net.is_portable if portable is None else bool(portable)
-    padded, padding = pad(x[None], model.net.downsampling_factor)
+    padded, padding = pad(x[None].to(model.device), model.net.downsampling_factor)
     with coding_mode(model.net, portable):
         c = model.net.compress(padded)
     return pack(CompressedImage(model.name, model.quality, model.fingerprint_for(portable), x.shape[1], x.shape[2],
@@ -215,5 +220,5 @@ def decompress_picture(model: LoadedModel, data: bytes, max_pixels: int | None =
                 "written on another machine or with another thread count (OMP_NUM_THREADS) than this "
                 "decoder's. Decode it with the settings it was written with; files written in portable "
                 "mode (the default) decode anywhere.") from exc
-    return Picture(crop(x_hat, item.padding)[0], item.gray, item.bits, inflate_alpha(item), item.icc)
+    return Picture(crop(x_hat, item.padding)[0].cpu(), item.gray, item.bits, inflate_alpha(item), item.icc)
 

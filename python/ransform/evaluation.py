@@ -51,15 +51,22 @@ def round_trip(model: codec.LoadedModel, x: torch.Tensor):
     return data, x_hat, t1 - t0, time.perf_counter() - t1
 
 
-def evaluate_model(model: codec.LoadedModel, files, progress: bool = True) -> list[dict]:
-    """Compresses each image to a real .rfm file and decodes it; one record per image."""
+def evaluate_model(model: codec.LoadedModel, files, progress: bool = True, on_error=None) -> list[dict]:
+    """Compresses each image to a real .rfm file and decodes it; one record per image. With
+    ``on_error(file, exception)``, an image that fails is passed there and the rest go on."""
     records = []
     with tqdm(total=len(files), desc=f"{model.name} q{model.quality}", disable=not progress) as bar:
         for f in files:
-            x = codec.read_image(f)
-            data, x_hat, t_enc, t_dec = round_trip(model, x)
-            records.append(_record(x, codec.to_uint8(x_hat), len(data), t_enc, t_dec, Path(f).name))
-            bar.set_postfix(bpp=records[-1]["bpp"], psnr=records[-1]["psnr-rgb"], refresh=False)
+            try:
+                x = codec.read_image(f)
+                data, x_hat, t_enc, t_dec = round_trip(model, x)
+            except Exception as exc:
+                if on_error is None:
+                    raise
+                on_error(f, exc)
+            else:
+                records.append(_record(x, codec.to_uint8(x_hat), len(data), t_enc, t_dec, Path(f).name))
+                bar.set_postfix(bpp=records[-1]["bpp"], psnr=records[-1]["psnr-rgb"], refresh=False)
             bar.update()
     return records
 

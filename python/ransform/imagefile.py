@@ -123,6 +123,8 @@ def write(picture: Picture, path) -> list[str]:
     options = {"icc_profile": picture.icc} if picture.icc else {}
     if fmt in ("JPEG", "WEBP"):
         options["quality"] = 95
+    elif fmt == "PNG":  # a third of level 6's time (0.05 s for a Kodak image), files 2-10 % larger
+        options["compress_level"] = 3
     buffer = io.BytesIO()
     im.save(buffer, format=fmt, **options)
     write_atomic(path, buffer.getvalue())

@@ -21,23 +21,10 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from ransform import imagefile, models
+from ransform.batch import image_files
 from ransform.files import load_checkpoint, save_atomic
 from ransform.losses import RateDistortionLoss, lambda_for, psnr
 from ransform.train_config import TrainConfig
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
-
-
-def image_files(root) -> list[Path]:
-    root = Path(root)
-    if root.exists() and not root.is_dir():
-        raise NotADirectoryError(f"{root} is not a folder (give a folder of images)")
-    if not root.is_dir():
-        raise FileNotFoundError(f"no such directory: {root}")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
-        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {root}")
-    return files
 
 
 class RandomCrops(Dataset):

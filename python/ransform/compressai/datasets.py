@@ -8,7 +8,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ransform import imagefile
-from ransform.training import image_files
+from ransform.batch import image_files
 
 __all__ = ["ImageFolder"]
 
