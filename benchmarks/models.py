@@ -4,6 +4,7 @@ and decode times, and the share of the entropy coder in them.
     python benchmarks/models.py                                  # every model, quality 1, kodim01
     python benchmarks/models.py --models mbt2018 --images 3 --repeat 3
     .venv-bench/bin/python benchmarks/models.py --peer compressai   # CompressAI 1.2.8's models
+    .venv-bench/bin/python benchmarks/models.py --peer compressai --same-weights --models mbt2018-mean,mbt2018
 
 Weights are random (seeded), as no trained checkpoint ships yet: sizes and rates are not
 those of trained models, times are (the networks do the same work). Images are padded to
@@ -45,10 +46,9 @@ class CoderClock:
     def installed(self):
         import ransform.entropy_models.bottleneck as eb
         import ransform.entropy_models.conditional as gc
-        import ransform.models.autoregressive as ar
         from ransform import coder
         from ransform.tables import ScaleTable
-        patches = [(eb, "encode"), (eb, "decode"), (gc, "encode"), (gc, "decode"), (ar, "encode"),
+        patches = [(eb, "encode"), (eb, "decode"), (gc, "encode"), (gc, "decode"),
                    (ScaleTable, "index"), (coder.Decoder, "decode")]
         saved = [(obj, name, getattr(obj, name)) for obj, name in patches]
         try:
@@ -71,15 +71,20 @@ def load_image(path: str) -> torch.Tensor:
     return torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1)[None].float() / 255
 
 
-def measure(name: str, quality: int, x: torch.Tensor, repeat: int, latent_gain: float) -> dict:
+def measure(name: str, quality: int, x: torch.Tensor, repeat: int, latent_gain: float, state=None) -> dict:
+    """ransform's model, as ``codec.load_model`` sets it up (channels-last transforms); with
+    ``state``, on those weights (a CompressAI model's state_dict) instead of its own random ones."""
     from ransform import models
     from ransform.image import pad
 
     torch.manual_seed(0)
-    net = models.get_model(name, quality).eval()
-    with torch.no_grad():  # random analysis transforms give |y| < 1: a gain spreads the symbols
-        spread_latents(net, latent_gain)
-    net.update()
+    if state is None:
+        net = models.get_model(name, quality).eval()
+        with torch.no_grad():  # random analysis transforms give |y| < 1: a gain spreads the symbols
+            spread_latents(net, latent_gain)
+    else:
+        net = models.from_state_dict(name, state).eval()
+    net.channels_last().update()
     x, _ = pad(x, net.downsampling_factor)
     with torch.no_grad():
         out = net(x)
@@ -139,7 +144,7 @@ def measure_compressai(name: str, quality: int, x: torch.Tensor, repeat: int, la
     actual = sum(len(s) for strings in c["strings"] for s in strings)
     exact = torch.equal(d["x_hat"], out["x_hat"].clamp(0, 1))
     return {"estimate_B": estimate, "actual_B": actual, "exact": exact, "coder_encode_s": float("nan"),
-            "coder_decode_s": float("nan"), **best}
+            "coder_decode_s": float("nan"), "state": net.state_dict(), **best}
 
 
 def main() -> None:
@@ -147,6 +152,8 @@ def main() -> None:
     p.add_argument("--models", default="bmshj2018-factorized,bmshj2018-factorized-relu,bmshj2018-hyperprior,"
                                         "mbt2018-mean,mbt2018,cheng2020-anchor,checkerboard")
     p.add_argument("--peer", choices=["compressai"], help="time the peer's models instead (in .venv-bench)")
+    p.add_argument("--same-weights", action="store_true", help="with --peer: after each of its rows, ransform's "
+                   "model on the peer model's weights, and the speed-up")
     p.add_argument("--quality", type=int, default=1)
     p.add_argument("--images", type=int, default=1, help="first N Kodak images")
     p.add_argument("--repeat", type=int, default=2, help="best of N compress+decompress runs")
@@ -162,13 +169,21 @@ def main() -> None:
     for name in args.models.split(","):
         for f in files:
             fn = measure_compressai if args.peer else measure
-            r = fn(name, args.quality, load_image(os.path.join(args.kodak, f)), args.repeat, args.latent_gain)
-            diff = r["actual_B"] - r["estimate_B"]
-            ok = abs(diff) <= 0.001 * r["estimate_B"] + 64
-            share = 100 * (r["coder_encode_s"] + r["coder_decode_s"]) / (r["encode_s"] + r["decode_s"])
-            print(f"{name:27s} {f[:-4]:10s} {r['estimate_B']:11.0f} {r['actual_B']:9d} "
-                  f"{100 * diff / r['estimate_B']:+7.3f}% {'ok' if ok else 'MISS':>4s} {r['encode_s']:9.3f} "
-                  f"{r['decode_s']:9.3f} {share:7.2f}% {r['exact']}")
+            x = load_image(os.path.join(args.kodak, f))
+            r = fn(name, args.quality, x, args.repeat, args.latent_gain)
+            rows = [(name, r)]
+            if args.peer and args.same_weights:
+                rows.append(("  ransform, same weights", measure(name, args.quality, x, args.repeat, 1.0, r["state"])))
+            for label, row in rows:
+                diff = row["actual_B"] - row["estimate_B"]
+                ok = abs(diff) <= 0.001 * row["estimate_B"] + 64
+                share = 100 * (row["coder_encode_s"] + row["coder_decode_s"]) / (row["encode_s"] + row["decode_s"])
+                print(f"{label:27s} {f[:-4]:10s} {row['estimate_B']:11.0f} {row['actual_B']:9d} "
+                      f"{100 * diff / row['estimate_B']:+7.3f}% {'ok' if ok else 'MISS':>4s} {row['encode_s']:9.3f} "
+                      f"{row['decode_s']:9.3f} {share:7.2f}% {row['exact']}")
+            if len(rows) == 2:
+                print(f"  ransform faster: compress {r['encode_s'] / rows[1][1]['encode_s']:.2f}x, decompress "
+                      f"{r['decode_s'] / rows[1][1]['decode_s']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -174,3 +174,35 @@ def test_damaged_streams_raise(name):
     for damaged in ([[y[0][: len(y[0]) // 2]], z], [y, [z[0][:-3]]], [[y[0] + b"\x00" * 8], z]):
         with pytest.raises(ransform.StreamError):
             net.decompress(damaged, c["shape"])
+
+
+@pytest.mark.parametrize("name", ["mbt2018-mean", "cheng2020-anchor", "elic2022-chandelier"])
+def test_channels_last_moves_outputs_within_float_rounding(name):
+    """codec.load_model puts g_a and g_s in channels-last layout (faster convolutions): the same
+    weights fingerprint, latents and reconstructions within float rounding of the NCHW ones."""
+    from ransform.container import weights_fingerprint
+
+    net = small_model(name).eval()
+    x = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        y, x_hat = net.g_a(x), net(x)["x_hat"]
+        fingerprint = weights_fingerprint(net.state_dict())
+        assert net.channels_last() is net
+        conv = next(m for m in net.g_a.modules() if isinstance(m, torch.nn.Conv2d))
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+        assert torch.allclose(net.g_a(x), y, rtol=0, atol=1e-4 * y.abs().max().item())
+        assert torch.allclose(net(x)["x_hat"], x_hat, rtol=0, atol=1e-5)
+    assert weights_fingerprint(net.state_dict()) == fingerprint
+
+
+def test_gdn_in_place_when_coding_equals_the_training_path():
+    from ransform.layers import GDN, IGDN
+
+    x = torch.randn(2, 8, 9, 7, generator=torch.Generator().manual_seed(0))
+    for layer in (GDN(8), IGDN(8)):
+        with torch.no_grad():
+            layer.gamma.add_(0.05 * torch.rand(8, 8, generator=torch.Generator().manual_seed(1)))
+            coded = layer(x)
+        trained = layer(x.clone().requires_grad_())
+        assert torch.equal(coded, trained.detach())
+        trained.sum().backward()  # the training path keeps its graph

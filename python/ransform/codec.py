@@ -82,7 +82,7 @@ def load_model(name: str | None = None, quality: int | None = None, checkpoint: 
         net = zoo.load(name, quality)
     if quality:
         net.use_quality(int(quality))  # a variable-rate model codes at the file's quality
-    return LoadedModel(net, name, int(quality or 0))
+    return LoadedModel(net.channels_last(), name, int(quality or 0))
 
 
 def calibration_images(directory=None, count: int = 8, side: int = 512) -> list[torch.Tensor]:

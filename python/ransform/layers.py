@@ -58,7 +58,10 @@ class GDN(nn.Module):
         beta = self._beta.to_value(self.beta)
         gamma = self._gamma.to_value(self.gamma).reshape(channels, channels, 1, 1)
         norm = F.conv2d(x * x, gamma, beta)
-        return x * torch.sqrt(norm) if self.inverse else x * torch.rsqrt(norm)
+        if torch.is_grad_enabled() and (x.requires_grad or self.gamma.requires_grad):
+            return x * torch.sqrt(norm) if self.inverse else x * torch.rsqrt(norm)
+        # Coding: in place, two fewer image-sized tensors (GDN is memory-bound; 10 % of g_a).
+        return (norm.sqrt_() if self.inverse else norm.rsqrt_()).mul_(x)
 
 
 def IGDN(channels: int, **kwargs) -> GDN:
