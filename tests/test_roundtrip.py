@@ -289,9 +289,22 @@ def test_chunk_boundary_sizes(n, gauss, rng):
     values, scales = gaussian_latent(rng, n, lo=0.11, hi=2.0)
     idx = gauss.index(scales)
     data = ransform.encode(values, idx, gauss, threads=2)
-    assert parse_header(data).chunks == (1 if n <= MAX_CHUNK_SYMBOLS else 2)
+    assert parse_header(data).chunks == 2  # 2^21 symbols hold > 64 KB: cut in two for two cores
     assert data == ransform.encode(values, idx, gauss, threads=1)
     assert_decoded(ransform.decode(data, idx, gauss, threads=2), values, idx)
+
+
+@pytest.mark.parametrize("n,chunks", [(131071, 1), (131072, 2), (1_000_000, 2), (MAX_CHUNK_SYMBOLS + 1, 2)])
+def test_streams_of_64_kb_are_cut_for_two_cores(n, chunks, rng):
+    """A uniform 8-bit row makes the expected size exactly n bytes: from 2^17 symbols and 64 KB a
+    stream is two chunks (a Kodak latent codes on two cores); the same bytes for any thread count."""
+    table = ransform.CategoricalTable(np.ones((1, 256)), offsets=0, tail_mass=0.0)
+    values = rng.integers(0, 256, n).astype(np.int32)
+    idx = np.zeros(n, np.int32)
+    data = ransform.encode(values, idx, table, threads=2)
+    assert parse_header(data).chunks == chunks
+    assert data == ransform.encode(values, idx, table, threads=1)
+    assert np.array_equal(ransform.decode(data, idx, table, threads=2), values)
 
 
 @pytest.mark.parametrize("n,lanes", [(1, 1), (8000, 1), (9000, 2), (20000, 4), (40000, 8), (300000, 8)])
@@ -327,3 +340,32 @@ def test_determinism_across_processes(gauss):
     assert_child_ok(p1)
     assert_child_ok(p2)
     assert p1.stdout == p2.stdout
+
+
+def test_out_arrays_are_filled_and_checked(gauss, rng):
+    """decode(..., out=) and index(..., out=) write into the caller's array and return it; an
+    array of the wrong kind, size or one that overlaps the input is refused."""
+    scales = rng.uniform(0.11, 20.0, (3, 40, 7)).astype(np.float32)
+    values = np.round(rng.standard_normal(scales.shape) * scales).astype(np.int32)
+    idx = np.full(scales.shape, -1, np.int32)
+    assert gauss.index(scales, out=idx) is idx
+    assert np.array_equal(idx, gauss.index(scales))
+    data = ransform.encode(values, idx, gauss)
+    out = np.zeros(values.size, np.int32)  # any shape with as many elements
+    for threads in (1, 2):
+        out[:] = 0
+        assert ransform.decode(data, idx, gauss, threads=threads, out=out) is out
+        assert np.array_equal(out.reshape(values.shape), values)
+    for bad, error, message in ((np.zeros(values.size, np.int64), TypeError, "out must have dtype int32"),
+                                (np.zeros(values.size + 1, np.int32), ValueError, "out must have 840 elements"),
+                                (np.zeros((values.size, 2), np.int32)[:, 0], TypeError, "C-contiguous"),
+                                (idx, ValueError, "must not overlap"),
+                                ([0] * values.size, TypeError, "numpy array")):
+        with pytest.raises(error, match=message):
+            ransform.decode(data, idx, gauss, out=bad)
+    frozen = np.zeros(values.size, np.int32)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        ransform.decode(data, idx, gauss, out=frozen)
+    with pytest.raises(ValueError, match="out must have 840 elements"):
+        gauss.index(scales, out=np.zeros(3, np.int32))

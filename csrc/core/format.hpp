@@ -64,9 +64,13 @@ struct StreamLayout {
 
 // Encoder's choice (the decoder reads it from the header, so it may change between versions):
 // chunks so that each holds at most 2^21 symbols, a power of two so that 2 or 4 threads get
-// equal shares; lanes by the expected size of a chunk: a lane costs about 4.6 bytes
-// (chunk_coder.hpp), so 2 lanes from 8 KB, 4 from 16 KB and 8 from 32 KB keep the lanes'
-// cost near 0.1 % at most.
+// equal shares, and at least two when each half is expected to hold 32 KB and 2^16 symbols (so
+// one Kodak latent, ~100 KB, is two chunks that two cores code at once, for ~40 bytes); lanes
+// by the expected size of a chunk: a lane costs about 4.6 bytes (chunk_coder.hpp), so 2 lanes
+// from 8 KB, 4 from 16 KB and 8 from 32 KB keep the lanes' cost near 0.1 % at most.
+inline constexpr uint64_t kThreadedChunks = 2;
+inline constexpr double kMinThreadedChunkBytes = 32768.0;
+
 inline StreamLayout choose_layout(int precision, uint64_t n, double expected_bytes) {
   StreamLayout layout;
   layout.precision = precision;
@@ -74,6 +78,9 @@ inline StreamLayout choose_layout(int precision, uint64_t n, double expected_byt
   if (n == 0) return layout;
   layout.chunks = 1;
   while (n > layout.chunks * kMaxChunkSymbols && layout.chunks < (uint64_t{1} << 16)) layout.chunks *= 2;
+  while (layout.chunks < kThreadedChunks && expected_bytes >= 2.0 * kMinThreadedChunkBytes * layout.chunks &&
+         n >= 2 * 65536 * layout.chunks)
+    layout.chunks *= 2;
   layout.chunk_symbols = (n + layout.chunks - 1) / layout.chunks;
   while ((layout.chunks - 1) * layout.chunk_symbols >= n) {  // no empty chunk
     --layout.chunks;

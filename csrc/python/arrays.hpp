@@ -26,4 +26,16 @@ py::array_t<T> contiguous(const py::handle& obj, const char* name, const char* d
   return py::reinterpret_borrow<py::array_t<T>>(a);
 }
 
+// Where a call writes its int32 results: a new array of n elements, or the caller's ``out``
+// (C-contiguous, writeable, int32, n elements), so that a loop reuses one buffer instead of
+// page-faulting a fresh one on every call.
+inline py::array_t<int32_t> output_array(const py::object& out, py::ssize_t n) {
+  if (out.is_none()) return py::array_t<int32_t>(n);
+  auto a = contiguous<int32_t>(out, "out", "int32");
+  if (!a.writeable()) throw py::value_error("out must be writeable");
+  if (a.size() != n)
+    throw py::value_error("out must have " + std::to_string(n) + " elements, got " + std::to_string(a.size()));
+  return a;
+}
+
 }  // namespace ransform::py_arrays

@@ -15,6 +15,7 @@
 namespace py = pybind11;
 using namespace ransform;
 using py_arrays::contiguous;
+using py_arrays::output_array;
 using py_tables::Table;
 
 namespace {
@@ -143,10 +144,11 @@ void bind_coder(py::module_& m) {
 
   m.def(
       "decode",
-      [](const py::buffer& data, const py::handle& idx_obj, std::shared_ptr<Table> table, int threads) {
+      [](const py::buffer& data, const py::handle& idx_obj, std::shared_ptr<Table> table, int threads,
+         const py::object& out_obj) {
         auto idx = contiguous<int32_t>(idx_obj, "indexes", "int32");
         py::buffer_info info = stream_buffer(data);
-        py::array_t<int32_t> out(idx.size());
+        py::array_t<int32_t> out = output_array(out_obj, idx.size());
         {
           py::gil_scoped_release release;
           decode_stream(table->symbols(), static_cast<const uint8_t*>(info.ptr), static_cast<size_t>(info.size),
@@ -154,7 +156,7 @@ void bind_coder(py::module_& m) {
         }
         return out;
       },
-      py::arg("data"), py::arg("indexes"), py::arg("table"), py::arg("threads") = 1);
+      py::arg("data"), py::arg("indexes"), py::arg("table"), py::arg("threads") = 1, py::arg("out") = py::none());
 
   m.def(
       "stream_symbols",

@@ -14,6 +14,7 @@
 namespace py = pybind11;
 using namespace ransform;
 using py_arrays::contiguous;
+using py_arrays::output_array;
 using py_tables::CategoricalTableHandle;
 using py_tables::ScaleTableHandle;
 using py_tables::Table;
@@ -149,10 +150,10 @@ void bind_tables(py::module_& m) {
                              })
       .def(
           "index",
-          [](const ScaleTableHandle& t, const py::handle& scales_obj, int threads) {
+          [](const ScaleTableHandle& t, const py::handle& scales_obj, int threads, const py::object& out_obj) {
             auto scales = contiguous<float>(scales_obj, "scales", "float32");
             const size_t n = static_cast<size_t>(scales.size());
-            py::array_t<int32_t> out(static_cast<py::ssize_t>(n));
+            py::array_t<int32_t> out = output_array(out_obj, static_cast<py::ssize_t>(n));
             size_t bad;
             {
               py::gil_scoped_release release;
@@ -163,7 +164,8 @@ void bind_tables(py::module_& m) {
                                     " holds " + std::string(py::str(py::float_(scales.data()[bad]))));
             return out;
           },
-          py::arg("scales"), py::arg("threads") = 1, "Row index of every float32 scale (flat int32 array).");
+          py::arg("scales"), py::arg("threads") = 1, py::arg("out") = py::none(),
+          "Row index of every float32 scale (flat int32 array, or written into out).");
 
   m.def(
       "build_scale_rows",

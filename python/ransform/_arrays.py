@@ -52,3 +52,17 @@ def as_float32(x, name: str) -> np.ndarray:
 def _contiguous(a: np.ndarray, dtype) -> np.ndarray:
     """C-contiguous copy or view with dtype and the same shape (0-d arrays stay 0-d)."""
     return np.ascontiguousarray(a, dtype=dtype).reshape(a.shape)
+
+
+def output_for(out, inputs: np.ndarray, name: str = "out") -> np.ndarray | None:
+    """``out=`` of a call that writes one int32 per element of ``inputs``: None, or a numpy
+    array the core checks (int32, C-contiguous, writeable, as many elements); one that
+    overlaps the inputs is refused here, as the core would read what it has overwritten."""
+    if out is None:
+        return None
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(out).__name__}")
+    if np.may_share_memory(out, inputs):
+        raise ValueError(f"{name} must not overlap the input array")
+    return out
+

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ransform import _core
-from ransform._arrays import as_int32
+from ransform._arrays import as_int32, output_for
 from ransform.tables import Table
 
 
@@ -45,14 +45,19 @@ def encode(symbols, indexes, table, *, threads: int = 1) -> bytes:
     return _core.encode(s, i, _native(table), _threads(threads))
 
 
-def decode(data, indexes, table, *, threads: int = 1) -> np.ndarray:
+def decode(data, indexes, table, *, threads: int = 1, out: np.ndarray | None = None) -> np.ndarray:
     """Decodes a stream written by :func:`encode` with the same indexes and table.
 
-    Returns int32 symbols shaped like ``indexes``. Raises :class:`ransform.StreamError` (a
+    Returns int32 symbols shaped like ``indexes``, or writes them into ``out`` (an int32,
+    C-contiguous numpy array of as many elements, which a loop reuses: a fresh array costs
+    its page faults on every call) and returns it. Raises :class:`ransform.StreamError` (a
     ValueError) for truncated, corrupted or foreign streams, and (with probability about
     1 - 2^-31 per lane) when the indexes or table differ from the encoder's.
     """
     i = as_int32(indexes, "indexes")
+    if out is not None:
+        _core.decode(_bytes_like(data), i, _native(table), _threads(threads), output_for(out, i))
+        return out
     return _core.decode(_bytes_like(data), i, _native(table), _threads(threads)).reshape(i.shape)
 
 

@@ -18,7 +18,7 @@ import functools
 import numpy as np
 
 from ransform import _core, table_cache
-from ransform._arrays import as_float32, as_int32, to_numpy
+from ransform._arrays import as_float32, as_int32, output_for, to_numpy
 
 DEFAULT_PRECISION = 16
 DEFAULT_TAIL_MASS = 1e-9
@@ -105,14 +105,18 @@ class ScaleTable(Table):
     def thresholds(self) -> np.ndarray:
         return self._native.thresholds
 
-    def index(self, scales, *, threads: int = 1) -> np.ndarray:
-        """Row of every scale, as int32 with the shape of ``scales``.
+    def index(self, scales, *, threads: int = 1, out: np.ndarray | None = None) -> np.ndarray:
+        """Row of every scale, as int32 with the shape of ``scales`` (or written into ``out``, an
+        int32 C-contiguous numpy array of as many elements, and returned).
 
         Raises ValueError for NaN, infinite or negative scales; 0 and scales below the table
         map to row 0, scales above it to the last row. ``threads`` splits large arrays over
         threads (0 = one per core).
         """
         a = as_float32(scales, "scales")
+        if out is not None:
+            self._native.index(a, int(threads), output_for(out, a))
+            return out
         return self._native.index(a, int(threads)).reshape(a.shape)
 
     def __repr__(self) -> str:
