@@ -108,6 +108,19 @@ def test_lanes_grow_with_the_expected_size():
     assert set(lanes) == {1, 2, 4, 8}
 
 
+def test_a_low_rate_latent_gets_a_second_lane(gauss):
+    """A Kodak latent at a low rate (295k symbols in ~2 KB) decodes at the latency of one state
+    with one lane: from 1.5 KB and 2^16 symbols per chunk it gets two, for ~4.6 bytes."""
+    rng = np.random.default_rng(5)
+    for hi, lanes in ((0.24, 2), (0.13, 1)):
+        v, s = gaussian_latent(rng, 192 * 32 * 48, lo=0.11, hi=hi)
+        idx = gauss.index(s)
+        data = ransform.encode(v, idx, gauss)
+        h = parse_header(data)
+        assert (h.lanes, h.chunks) == (lanes, 1), (len(data), h)
+        assert_within_bounds(data, ransform.ideal_bits(v, idx, gauss))
+
+
 # --------------------------------------------------------------------------- size vs ideal_bits
 
 
