@@ -435,7 +435,7 @@ def fmt(x: Optional[float], spec: str) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workloads", default="W1,W1m,W2,W3,S",
-                    help="comma list of W1,W1m,W2,W3,S2k,S30k (S = both small variants)")
+                    help="comma list of W1,W1m,W2,W3,S2k,S10k,S30k (S = the small variants)")
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per direction (best of)")
     ap.add_argument("--threads", type=int, default=1, help="threads for ransform (and torch)")
     ap.add_argument("--quick", action="store_true", help="1/8-size W1/W1m/W3, 1/4-size W2")

@@ -12,8 +12,8 @@ The workloads are described in DESIGN.md, "Public benchmark workloads":
   (mean 0, scale log-uniform in [0.2, 8]); coders get a per-channel categorical table over
   [-R_c, R_c], R_c = ceil(point beyond which the two-sided tail mass is < 1e-9).
 * ``W3``  W1 with ~0.01 % of the symbols replaced by values from {+-1000, +-100000}.
-* ``S2k``, ``S30k`` small streams: a single 192x32x48 latent at low rate (scales
-  log-uniform in [0.11, 0.24] and [0.11, 1.0], about 2 KB and 30 KB ideal).
+* ``S2k``, ``S10k``, ``S30k`` small streams: a single 192x32x48 latent at low rate (scales
+  log-uniform in [0.11, 0.24], [0.11, 0.4] and [0.11, 1.0], about 2, 10 and 30 KB ideal).
 
 Everything the ideal rate needs is computed in float64 with log-domain CDF differences, so
 extreme tails (W3 outliers) give finite, accurate values.
@@ -38,7 +38,7 @@ LATENT_SHAPE = (192, 32, 48)
 LN2 = math.log(2.0)
 
 # Fixed seeds, one per workload (W3 reuses W1's data and adds its own outlier seed).
-SEEDS = {"W1": 1, "W1m": 2, "W2": 3, "W3": 4, "S2k": 5, "S30k": 6}
+SEEDS = {"W1": 1, "W1m": 2, "W2": 3, "W3": 4, "S2k": 5, "S30k": 6, "S10k": 7}
 
 W1_SCALE_RANGE = (0.11, 20.0)
 W1M_MEAN_RANGE = (-2.0, 2.0)
@@ -47,9 +47,9 @@ W2_TAIL_MASS = 1e-9
 W3_OUTLIER_FRACTION = 1e-4
 W3_OUTLIER_VALUES = (1000, -1000, 100000, -100000)
 # Upper scale bounds chosen so that one 192x32x48 latent codes to ~2 KB and ~30 KB ideal.
-S_SCALE_RANGES = {"S2k": (0.11, 0.24), "S30k": (0.11, 1.0)}
+S_SCALE_RANGES = {"S2k": (0.11, 0.24), "S10k": (0.11, 0.4), "S30k": (0.11, 1.0)}
 
-ALL_WORKLOADS = ("W1", "W1m", "W2", "W3", "S2k", "S30k")
+ALL_WORKLOADS = ("W1", "W1m", "W2", "W3", "S2k", "S10k", "S30k")
 
 
 # ----------------------------------------------------------------------------------------
@@ -279,7 +279,7 @@ def make_workload(name: str, quick: bool = False, cache: Optional[dict] = None) 
 
 
 def expand_names(spec: str):
-    """'W1,S' -> ['W1', 'S2k', 'S30k'] ('S' is shorthand for both small-stream variants)."""
+    """'W1,S' -> ['W1', 'S2k', 'S10k', 'S30k'] ('S' is shorthand for the small-stream variants)."""
     out = []
     for tok in (t.strip() for t in spec.split(",")):
         if not tok:
