@@ -86,10 +86,25 @@ RANSFORM_HD inline bool mixture_support(const MixtureParams& q, const float* w, 
   return true;
 }
 
-// The element's frequencies freqs[0 .. length - 1] for the support from mixture_support.
+// The smaller tail of a component at a boundary: 0 past 9.2 scales of a Gaussian (below 1e-20,
+// which no frequency can see), so its erfc is skipped.
+RANSFORM_HD inline bool mixture_tail_is_zero(Family family, double distance, float scale) {
+  return family == Family::kGaussian && distance > 9.2 * scale;
+}
+
+RANSFORM_HD inline double mixture_small_tail(Family family, double boundary, float mean, float scale) {
+  const double d = ::fabs(boundary - mean);
+  return mixture_tail_is_zero(family, d, scale) ? 0.0 : upper_tail(family, d, scale);
+}
+
+// The element's frequencies freqs[0 .. length - 1] for the support from mixture_support, with
+// tail(k, j) the smaller tail of component k at boundary lo - 1/2 + j (j = 0 .. length - 1), as
+// mixture_small_tail gives it: computed here one boundary after the other, or looked up in
+// tails a batch computed beforehand (mixture_rows.hpp) - the same values, so the same bits.
 // REQUIRES: mixture_support returned true for these parameters.
-RANSFORM_HD inline void mixture_frequencies(const MixtureParams& q, const float* w, const float* m, const float* s,
-                                            int32_t offset, int32_t length, uint32_t* freqs) {
+template <class Tail>
+RANSFORM_HD inline void mixture_frequencies_with(const MixtureParams& q, const float* w, const float* m, int32_t offset,
+                                                 int32_t length, Tail tail_at, uint32_t* freqs) {
   double weight = 0.0;
   for (int k = 0; k < q.components; ++k) weight += w[k];
   const double lo = offset, hi = offset + (length - 2.0);
@@ -97,14 +112,9 @@ RANSFORM_HD inline void mixture_frequencies(const MixtureParams& q, const float*
 
   // Smaller tail of each component at boundary lo - 1/2 + j, carried from one symbol to the next.
   double tail[kMaxMixtureComponents];
-  // Past 9.2 scales a Gaussian tail is below 1e-20, which no frequency can see: skip its erfc.
-  auto small_tail = [&](int k, double boundary) {
-    const double d = ::fabs(boundary - m[k]);
-    return q.family == Family::kGaussian && d > 9.2 * s[k] ? 0.0 : upper_tail(q.family, d, s[k]);
-  };
   double escape = 0.0;
   for (int k = 0; k < q.components; ++k) {
-    tail[k] = small_tail(k, lo - 0.5);
+    tail[k] = tail_at(k, 0);
     escape += w[k] * (lo - 0.5 <= m[k] ? tail[k] : 1.0 - tail[k]);
   }
   const uint32_t total = uint32_t{1} << q.precision;
@@ -116,7 +126,7 @@ RANSFORM_HD inline void mixture_frequencies(const MixtureParams& q, const float*
     const double below = lo - 0.5 + j, above = below + 1.0;
     double p = 0.0;
     for (int k = 0; k < q.components; ++k) {
-      const double next = small_tail(k, above);
+      const double next = tail_at(k, j + 1);
       const double mass = below >= m[k] ? tail[k] - next : (above <= m[k] ? next - tail[k] : 1.0 - tail[k] - next);
       p += w[k] * (mass > 0.0 ? mass : 0.0);  // a non-monotone last bit must not go negative
       tail[k] = next;
@@ -130,6 +140,15 @@ RANSFORM_HD inline void mixture_frequencies(const MixtureParams& q, const float*
   assigned += freqs[n];
   if (escape > best) mode = n;
   freqs[mode] += total - assigned;
+}
+
+// The same, each tail computed when it is needed (the GPU's way, and the specification).
+RANSFORM_HD inline void mixture_frequencies(const MixtureParams& q, const float* w, const float* m, const float* s,
+                                            int32_t offset, int32_t length, uint32_t* freqs) {
+  const double first = offset - 0.5;
+  mixture_frequencies_with(
+      q, w, m, offset, length, [&](int k, int32_t j) { return mixture_small_tail(q.family, first + j, m[k], s[k]); },
+      freqs);
 }
 
 }  // namespace ransform
