@@ -62,9 +62,12 @@ inline const char* family_name(Family f) {
   return "?";  // unreachable: every enumerator is listed in kFamilies
 }
 
+// A Gaussian's upper tail is 0.5 erfc(gaussian_tail_argument(x, scale)).
+RANSFORM_HD inline double gaussian_tail_argument(double x, double scale) { return x / (scale * detmath::kSqrt2); }
+
 RANSFORM_HD inline double upper_tail(Family f, double x, double scale) {
   switch (f) {
-    case Family::kGaussian: return 0.5 * detmath::erfc(x / (scale * detmath::kSqrt2));
+    case Family::kGaussian: return 0.5 * detmath::erfc(gaussian_tail_argument(x, scale));
     case Family::kLaplace: return 0.5 * detmath::exp(-x / scale);
     default: {
       const double e = detmath::exp(-x / scale);

@@ -69,9 +69,10 @@ struct StreamLayout {
 // by the expected size of a chunk: a lane costs about 4.6 bytes (chunk_coder.hpp), so 2 lanes
 // from 8 KB, 4 from 16 KB and 8 from 32 KB keep the lanes' cost near 0.1 % at most.
 inline constexpr uint64_t kThreadedChunks = 2;
+inline constexpr double kMinThreadedChunkBytes = 32768.0;
+inline constexpr uint64_t kMinThreadedChunkSymbols = 65536;
 inline constexpr double kTwoLaneBytes = 1536.0;
 inline constexpr uint64_t kTwoLaneSymbols = 65536;
-inline constexpr double kMinThreadedChunkBytes = 32768.0;
 
 inline StreamLayout choose_layout(int precision, uint64_t n, double expected_bytes) {
   StreamLayout layout;
@@ -81,7 +82,7 @@ inline StreamLayout choose_layout(int precision, uint64_t n, double expected_byt
   layout.chunks = 1;
   while (n > layout.chunks * kMaxChunkSymbols && layout.chunks < (uint64_t{1} << 16)) layout.chunks *= 2;
   while (layout.chunks < kThreadedChunks && expected_bytes >= 2.0 * kMinThreadedChunkBytes * layout.chunks &&
-         n >= 2 * 65536 * layout.chunks)
+         n >= 2 * kMinThreadedChunkSymbols * layout.chunks)
     layout.chunks *= 2;
   layout.chunk_symbols = (n + layout.chunks - 1) / layout.chunks;
   while ((layout.chunks - 1) * layout.chunk_symbols >= n) {  // no empty chunk

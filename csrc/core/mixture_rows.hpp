@@ -40,7 +40,7 @@ inline void mixture_tail_arguments(const MixtureParams& q, const float* m, const
   for (int k = 0; k < q.components; ++k)
     for (int32_t j = 0; j < length; ++j) {
       const double d = ::fabs(first + j - m[k]);
-      args[k * length + j] = mixture_tail_is_zero(q.family, d, s[k]) ? detmath::kInf : d / (s[k] * detmath::kSqrt2);
+      args[k * length + j] = mixture_tail_is_zero(q.family, d, s[k]) ? detmath::kInf : gaussian_tail_argument(d, s[k]);
     }
 }
 
@@ -50,32 +50,32 @@ inline void mixture_tail_arguments(const MixtureParams& q, const float* m, const
 inline void mixture_rows_of(const MixtureParams& q, const float* w, const float* mu, const float* s, int64_t begin,
                             int64_t end, const int32_t* offset, const int32_t* length, int32_t width, uint32_t* freqs) {
   const int64_t k = q.components;
+  auto pad = [&](int64_t i) { std::fill(freqs + i * width + length[i], freqs + (i + 1) * width, 0u); };
+  if (q.family != Family::kGaussian) {
+    for (int64_t i = begin; i < end; ++i) {
+      mixture_frequencies(q, w + i * k, mu + i * k, s + i * k, offset[i], length[i], freqs + i * width);
+      pad(i);
+    }
+    return;
+  }
   constexpr size_t kBatchArguments = 16384;  // erfc arguments per batch: few half-filled vector groups
   std::vector<double> args, tails;
   for (int64_t i = begin; i < end;) {
     int64_t last = i;  // the batch is [i, last)
     size_t count = 0;
-    if (q.family == Family::kGaussian) {
-      while (last < end && (last == i || count + k * length[last] <= kBatchArguments)) count += k * length[last++];
-      args.resize(count);
-      tails.resize(count);
-      for (int64_t e = i, at = 0; e < last; at += k * length[e++])
-        mixture_tail_arguments(q, mu + e * k, s + e * k, offset[e], length[e], args.data() + at);
-      detmath::erfc_many(args.data(), tails.data(), count);
-    } else {
-      last = i + 1;
-    }
+    while (last < end && (last == i || count + k * length[last] <= kBatchArguments)) count += k * length[last++];
+    args.resize(count);
+    tails.resize(count);
+    for (int64_t e = i, at = 0; e < last; at += k * length[e++])
+      mixture_tail_arguments(q, mu + e * k, s + e * k, offset[e], length[e], args.data() + at);
+    detmath::erfc_many(args.data(), tails.data(), count);
     for (size_t at = 0; i < last; at += k * length[i++]) {
-      uint32_t* row = freqs + i * width;
-      if (q.family == Family::kGaussian) {
-        const double* t = tails.data() + at;
-        const int32_t n = length[i];
-        mixture_frequencies_with(
-            q, w + i * k, mu + i * k, offset[i], n, [&](int c, int32_t j) { return 0.5 * t[c * n + j]; }, row);
-      } else {
-        mixture_frequencies(q, w + i * k, mu + i * k, s + i * k, offset[i], length[i], row);
-      }
-      std::fill(row + length[i], row + width, 0u);
+      const double* t = tails.data() + at;
+      const int32_t n = length[i];
+      mixture_frequencies_with(
+          q, w + i * k, mu + i * k, offset[i], n, [&](int c, int32_t j) { return 0.5 * t[c * n + j]; },
+          freqs + i * width);
+      pad(i);
     }
   }
 }

@@ -65,4 +65,3 @@ def output_for(out, inputs: np.ndarray, name: str = "out") -> np.ndarray | None:
     if np.may_share_memory(out, inputs):
         raise ValueError(f"{name} must not overlap the input array")
     return out
-

@@ -44,25 +44,29 @@ class Job:
     output: Path
 
 
+def _ends_in_separator(path) -> bool:
+    return str(path).endswith(("/", "\\"))
+
+
 def is_batch(inputs, output) -> bool:
     """Several inputs, a folder among them, or an output that is a folder (an existing one, or
     a path ending in a separator): the many-files form of a command."""
     return (len(inputs) > 1 or any(Path(p).is_dir() for p in inputs)
-            or (output is not None and (Path(output).is_dir() or str(output).endswith(("/", "\\")))))
+            or (output is not None and (Path(output).is_dir() or _ends_in_separator(output))))
 
 
 def plan(inputs, output, suffixes, name_for: Callable[[str], str], recursive: bool = False) -> list[Job]:
     """One job per input file and per matching file in an input folder (its sub-folders too with
     ``recursive``). The output is ``name_for(file name)`` next to the source, or under the folder
     ``output`` (an existing one, or a path ending in a separator; files from an input folder keep
-    their place below it). A missing input stays a
-    job: it fails on its own line when its turn comes. Raises ValueError when ``output`` is not a
-    folder, when a folder holds no matching file, or when two jobs would write the same path."""
+    their place below it). A missing input stays a job: it fails on its own line when its turn
+    comes. Raises ValueError when ``output`` is not a folder, when a folder holds no matching
+    file, or when two jobs would write the same path."""
     out_dir = None if output is None else Path(output)
     if out_dir is not None and not out_dir.is_dir():
         if out_dir.exists():
             raise ValueError(f"{out_dir} is a file: several outputs go into a folder (give -o FOLDER/)")
-        if not str(output).endswith(("/", "\\")):  # a typo must not become a folder named like a file
+        if not _ends_in_separator(output):  # a typo must not become a folder named like a file
             raise ValueError(f"several outputs go into a folder, and {out_dir} is none: give an existing folder, "
                              f"or {out_dir}/ to create it")
     jobs = []

@@ -55,10 +55,8 @@ def decode(data, indexes, table, *, threads: int = 1, out: np.ndarray | None = N
     1 - 2^-31 per lane) when the indexes or table differ from the encoder's.
     """
     i = as_int32(indexes, "indexes")
-    if out is not None:
-        _core.decode(_bytes_like(data), i, _native(table), _threads(threads), output_for(out, i))
-        return out
-    return _core.decode(_bytes_like(data), i, _native(table), _threads(threads)).reshape(i.shape)
+    symbols = _core.decode(_bytes_like(data), i, _native(table), _threads(threads), output_for(out, i))
+    return symbols.reshape(i.shape) if out is None else out
 
 
 class SymbolCountError(_core.StreamError):

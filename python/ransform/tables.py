@@ -114,10 +114,8 @@ class ScaleTable(Table):
         threads (0 = one per core).
         """
         a = as_float32(scales, "scales")
-        if out is not None:
-            self._native.index(a, int(threads), output_for(out, a))
-            return out
-        return self._native.index(a, int(threads)).reshape(a.shape)
+        rows = self._native.index(a, int(threads), output_for(out, a))
+        return rows.reshape(a.shape) if out is None else out
 
     def __repr__(self) -> str:
         s = self.scales
