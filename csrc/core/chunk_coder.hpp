@@ -23,12 +23,14 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/buffer_pool.hpp"
 #include "core/checksum.hpp"
 #include "core/error.hpp"
 #include "core/escape.hpp"
 #include "core/format.hpp"
 #include "core/rans.hpp"
 #include "core/symbol_tables.hpp"
+#include "core/vector_lanes.hpp"
 
 namespace ransform {
 
@@ -39,6 +41,14 @@ inline std::string index_error(uint64_t pos, int64_t value, size_t rows) {
 
 [[noreturn]] RANSFORM_COLD inline void throw_index_error(uint64_t pos, int64_t value, size_t rows) {
   throw InputError(index_error(pos, value, rows));
+}
+
+// Throws for the first index of idx[0..) outside [0, rows); first is idx[0]'s position in the
+// stream. REQUIRES: there is one.
+[[noreturn]] RANSFORM_COLD inline void throw_first_bad_index(const int32_t* idx, uint32_t rows, uint64_t first) {
+  size_t i = 0;
+  while (static_cast<uint32_t>(idx[i]) < rows) ++i;
+  throw_index_error(first + i, idx[i], rows);
 }
 
 [[noreturn]] RANSFORM_COLD inline void throw_no_escape(uint64_t pos, int32_t value, int32_t r, const RowInfo& row) {
@@ -69,24 +79,21 @@ void with_layout(int lanes, int precision, Fn&& fn) {
   }
 }
 
-// An encoded chunk body lives at [begin, end) inside its own buffer.
-struct ChunkBuffer {
-  std::vector<uint8_t> bytes;
-  const uint8_t* begin() const { return bytes.data(); }
-  size_t size() const { return bytes.size(); }
-};
-
-// Worst-case sized scratch for the words of one chunk, kept per thread so that repeated calls
-// do not map (and page-fault) a fresh buffer each time; only the written part is ever touched.
-inline uint32_t* encoder_scratch(size_t words) {
-  thread_local std::unique_ptr<uint32_t[]> data;
-  thread_local size_t capacity = 0;
-  if (capacity < words) {
-    data.reset(new uint32_t[words]);
-    capacity = words;
+// An encoded chunk body.
+class ChunkBuffer {
+ public:
+  ChunkBuffer() = default;
+  ChunkBuffer(const uint8_t* begin, const uint8_t* end)
+      : buf_(BufferPool::chunk_bodies(), static_cast<size_t>(end - begin)), size_(static_cast<size_t>(end - begin)) {
+    std::memcpy(buf_.data(), begin, size_);
   }
-  return data.get();
-}
+  const uint8_t* begin() const { return buf_.data(); }
+  size_t size() const { return size_; }
+
+ private:
+  PooledBuffer buf_;
+  size_t size_ = 0;
+};
 
 class ChunkEncoder {
  public:
@@ -98,7 +105,8 @@ class ChunkEncoder {
   ChunkBuffer encode(const int32_t* sym, const int32_t* idx, size_t count, int lanes, uint64_t first) const {
     // Worst case per symbol: P bits + escape (sign, 33-bit prefix, 31-bit suffix) < 96 bits.
     const size_t cap_words = 3 * count + 2 * kMaxLanes + 8;
-    uint32_t* const words_end = encoder_scratch(cap_words) + cap_words;
+    const PooledBuffer scratch(BufferPool::encoder_scratch(), 4 * cap_words);  // only the written part is touched
+    uint32_t* const words_end = reinterpret_cast<uint32_t*>(scratch.data()) + cap_words;
     uint32_t* out = words_end;
     uint64_t x[kMaxLanes];
     for (int l = 0; l < lanes; ++l) x[l] = kRansL;
@@ -136,9 +144,7 @@ class ChunkEncoder {
     p -= ncode;
     std::memset(p, 0, ncode);
     for (int l = 0; l < lanes; ++l) p[l / 4] |= static_cast<uint8_t>(code[l] << (2 * (l % 4)));
-    ChunkBuffer buf;
-    buf.bytes.assign(static_cast<const uint8_t*>(p), reinterpret_cast<const uint8_t*>(words_end));
-    return buf;
+    return ChunkBuffer(p, reinterpret_cast<const uint8_t*>(words_end));
   }
 
  private:
@@ -180,13 +186,17 @@ class ChunkEncoder {
     const uint32_t local = static_cast<uint32_t>(value) - static_cast<uint32_t>(row.offset);
     if (local < row.nsym) {
       enc_put(x, out, v.enc[row.enc_base + local], P);
-    } else if (row.has_escape) {
-      const EscapeState e = enc_put_escape(x, out, t_, row, value);
+    } else {
+      const EscapeState e = put_outside(x, out, value, r, pos);
       x = e.x;
       out = e.out;
-    } else {
-      throw_no_escape(pos, value, r, row);
     }
+  }
+
+  // A value outside its row: the escape code, or an error for a row without one.
+  RANSFORM_COLD EscapeState put_outside(uint64_t x, uint32_t* out, int32_t value, int32_t r, uint64_t pos) const {
+    if (!t_.has_escape(r)) throw_no_escape(pos, value, r, t_.row(r));
+    return enc_put_escape(x, out, t_, t_.row(r), value);
   }
 
   const SymbolTables& t_;
@@ -200,14 +210,15 @@ class ChunkEncoder {
 class ChunkDecoder {
  public:
   ChunkDecoder(const SymbolTables& t, const uint8_t* body, size_t size, int lanes, uint64_t count, uint64_t first)
-      : rows_(t.row_data()),
-        cdf_(t.cdf()),
-        bucket_(t.bucket()),
+      : t_(t),
+        rows_(t.row_data()),
+        dec_(t.dec()),
         nrows_(static_cast<uint32_t>(t.rows())),
         precision_(t.precision()),
         lanes_(lanes),
         count_(count),
-        first_(first) {
+        first_(first),
+        vector_(use_vector_lanes(t, lanes)) {
     const uint8_t* p = body;
     const uint8_t* end = body + size;
     const int ncode = (lanes + 3) / 4;
@@ -240,10 +251,52 @@ class ChunkDecoder {
   void decode(const int32_t* idx, int32_t* out, size_t m) {
     for (size_t done = 0; done < m;) {  // in blocks, checksummed while in cache
       const size_t n = std::min(kChecksumBlock, m - done);
+      block_idx_ = idx + done;
       decode_span(idx + done, out + done, n);
-      checksum_ = checksum_add(checksum_, out + done, n, first_ + pos_ - n);
+      end_block(out + done, n);
       done += n;
     }
+  }
+
+  // Decodes all of d[0..n), fresh decoders of n <= kMaxTogether chunks of one stream, with the
+  // same result as d[k]->decode on each. On the vector kernel the chunks take turns group by
+  // group, which keeps two chains of dependent loads in flight (vector_lanes.hpp; four gained
+  // nothing more on Zen 4).
+  static constexpr int kMaxTogether = 2;
+  static void decode_together(ChunkDecoder* const* d, const int32_t* const* idx, int32_t* const* out, int n) {
+    size_t done = 0;
+#ifdef RANSFORM_VECTOR_LANES
+    bool together = n == kMaxTogether;
+    for (int k = 0; k < n; ++k) together = together && d[k]->vector_ && &d[k]->t_ == &d[0]->t_ && d[k]->pos_ == 0;
+    auto full_blocks = [&] {
+      for (int k = 0; k < n; ++k)
+        if (d[k]->remaining() < kChecksumBlock) return false;
+      return true;
+    };
+    for (; together && full_blocks(); done += kChecksumBlock) {
+      VectorLanes c[kMaxTogether];
+      for (int k = 0; k < n; ++k) {
+        ChunkDecoder& dk = *d[k];
+        dk.block_idx_ = idx[k] + done;
+        c[k] = VectorLanes{dk.x_, dk.in_.pos, dk.in_.end, idx[k] + done, out[k] + done, kChecksumBlock};
+      }
+      with_layout(8, d[0]->precision_, [&](auto, auto p) {
+        for (;;) {
+          decode_groups<p(), kMaxTogether>(d[0]->t_, c);
+          bool all = true;
+          for (int k = 0; k < n; ++k) all = all && c[k].left >= 8;
+          if (!all) break;
+          for (int k = 0; k < n; ++k) d[k]->one_group<p()>(c[k]);  // the group(s) that stopped the others
+        }
+        for (int k = 0; k < n; ++k) d[k]->vector_span<p()>(c[k]);
+      });
+      for (int k = 0; k < n; ++k) {
+        d[k]->in_.pos = c[k].pos;
+        d[k]->end_block(out[k] + done, kChecksumBlock);
+      }
+    }
+#endif
+    for (int k = 0; k < n; ++k) d[k]->decode(idx[k] + done, out[k] + done, d[k]->remaining());
   }
 
   // After the last symbol: every word read, every lane back at its start state, and the
@@ -266,19 +319,30 @@ class ChunkDecoder {
   void decode_span(const int32_t* idx, int32_t* out, size_t m) {
     size_t i = 0;
     while (i < m && (pos_ + i) % lanes_) {
-      out[i] = get_one(x_[(pos_ + i) % lanes_], idx[i], pos_ + i);
+      out[i] = get_one(x_[(pos_ + i) % lanes_], idx[i]);
       ++i;
     }
-    with_layout(lanes_, precision_, [&](auto k, auto p) { i = run<k(), p()>(idx, out, i, m); });
-    for (; i < m; ++i) out[i] = get_one(x_[(pos_ + i) % lanes_], idx[i], pos_ + i);
-    pos_ += m;
+    with_layout(lanes_, precision_, [&](auto k, auto p) {
+      if constexpr (k() == 8) {
+        if (vector_) {
+          i = run_vector<p()>(idx, out, i, m);
+          return;
+        }
+      }
+      i = run<k(), p()>(idx, out, i, m);
+    });
+    for (; i < m; ++i) out[i] = get_one(x_[(pos_ + i) % lanes_], idx[i]);
+  }
+
+  void end_block(const int32_t* out, size_t n) {
+    checksum_ = checksum_add(checksum_, out, n, first_ + pos_);
+    pos_ += n;
   }
 
   // Copies of the table fields the hot loop reads, kept in registers (see ChunkEncoder::View).
   struct View {
     const RowInfo* rows;
-    const uint32_t* cdf;
-    const uint32_t* bucket;
+    const uint64_t* dec;
     uint32_t nrows;
   };
 
@@ -287,16 +351,16 @@ class ChunkDecoder {
   // the group can run out of input and refills skip the check.
   template <int K, int P>
   size_t run(const int32_t* idx, int32_t* out, size_t i, size_t m) {
-    const View v{rows_, cdf_, bucket_, nrows_};
+    const View v{rows_, dec_, nrows_};
     WordReader in = in_;
     uint64_t s[K];
     for (int l = 0; l < K; ++l) s[l] = x_[l];
     for (; i + K <= m; i += K) {
       if (in.words_left() >= 4 * K) {
 #pragma GCC unroll 8
-        for (int l = 0; l < K; ++l) out[i + l] = get<false, P>(v, in, s[l], idx[i + l], pos_ + i + l);
+        for (int l = 0; l < K; ++l) out[i + l] = get<false, P>(v, in, s[l], idx[i + l]);
       } else {
-        for (int l = 0; l < K; ++l) out[i + l] = get<true, P>(v, in, s[l], idx[i + l], pos_ + i + l);
+        for (int l = 0; l < K; ++l) out[i + l] = get<true, P>(v, in, s[l], idx[i + l]);
       }
     }
     for (int l = 0; l < K; ++l) x_[l] = s[l];
@@ -304,10 +368,59 @@ class ChunkDecoder {
     return i;
   }
 
-  int32_t get_one(uint64_t& x, int32_t r, uint64_t pos) {
-    const View v{rows_, cdf_, bucket_, nrows_};
+  // 8 lanes on the vector kernel (vector_lanes.hpp), with the groups it leaves to the scalar
+  // code in between.
+  template <int P>
+  size_t run_vector(const int32_t* idx, int32_t* out, size_t i, size_t m) {
+#ifdef RANSFORM_VECTOR_LANES
+    VectorLanes c{x_, in_.pos, in_.end, idx + i, out + i, m - i};
+    vector_span<P>(c);
+    in_.pos = c.pos;
+    i = m - c.left;
+#endif
+    return i;
+  }
+
+#ifdef RANSFORM_VECTOR_LANES
+  // Decodes c's groups until fewer than 8 symbols are left.
+  template <int P>
+  void vector_span(VectorLanes& c) {
+    for (;;) {
+      decode_groups<P, 1>(t_, &c);
+      if (c.left < 8) return;
+      scalar_group<P>(c);
+    }
+  }
+
+  // Decodes c's next group (if 8 symbols are left), on the vector kernel if it can.
+  template <int P>
+  void one_group(VectorLanes& c) {
+    if (c.left < 8) return;
+    const size_t left = c.left;
+    c.left = 8;
+    decode_groups<P, 1>(t_, &c);
+    if (c.left == 8) scalar_group<P>(c);
+    c.left = left - 8;
+  }
+
+  template <int P>
+  void scalar_group(VectorLanes& c) {
+    const View v{rows_, dec_, nrows_};
+    WordReader in{c.pos, c.end};
+    const bool unchecked = in.words_left() >= 4 * 8;
+    for (int l = 0; l < 8; ++l)
+      c.out[l] = unchecked ? get<false, P>(v, in, x_[l], c.idx[l]) : get<true, P>(v, in, x_[l], c.idx[l]);
+    c.pos = in.pos;
+    c.idx += 8;
+    c.out += 8;
+    c.left -= 8;
+  }
+#endif
+
+  int32_t get_one(uint64_t& x, int32_t r) {
+    const View v{rows_, dec_, nrows_};
     int32_t value = 0;
-    with_layout(1, precision_, [&](auto, auto p) { value = get<true, p()>(v, in_, x, r, pos); });
+    with_layout(1, precision_, [&](auto, auto p) { value = get<true, p()>(v, in_, x, r); });
     return value;
   }
 
@@ -320,18 +433,29 @@ class ChunkDecoder {
   }
 
   template <bool kChecked, int P>
-  RANSFORM_HOT int32_t get(const View& v, WordReader& in, uint64_t& x, int32_t r, uint64_t pos) {
-    if (static_cast<uint32_t>(r) >= v.nrows) throw_index_error(first_ + pos, r, v.nrows);
+  RANSFORM_HOT int32_t get(const View& v, WordReader& in, uint64_t& x, int32_t r) {
+    if (static_cast<uint32_t>(r) >= v.nrows) throw_first_bad_index(block_idx_, v.nrows, first_ + pos_);
     const RowInfo& row = v.rows[r];
-    const uint32_t* cdf = v.cdf + row.cdf_base;
-    const uint32_t* bucket = v.bucket + row.bucket_base;
+    const uint64_t* bucket = v.dec + static_cast<size_t>(r) * SymbolTables::kDecStride;
     constexpr int kShift = P - SymbolTables::kBucketBits;
     const uint32_t slot = static_cast<uint32_t>(x) & ((1u << P) - 1);
-    const uint32_t e = bucket[slot >> kShift];
-    uint32_t s = (e & 0xFFFF) + ((slot & ((1u << kShift) - 1)) >= ((e >> 16) & 0x1FF));
-    if (e >> 31) s = search(cdf, e & 0xFFFF, bucket[(slot >> kShift) + 1] & 0xFFFF, slot);
-    const uint32_t start = cdf[s];
-    x = dec_advance(x, start, cdf[s + 1] - start, slot, P);
+    const uint64_t e = bucket[slot >> kShift];
+    uint32_t s = e & 0xFFFF;
+    uint32_t start = (e >> 16) & 0xFFFF;
+    uint32_t freq = ((e >> 32) & 0xFFFF) + 1;
+    if ((e >> 48) == SymbolTables::kCrowded) {
+      const uint32_t* cdf = t_.cdf(row);
+      s = crowded_symbol(bucket, cdf, slot >> kShift, slot);
+      start = cdf[s];
+      freq = cdf[s + 1] - start;
+    } else {  // s0 or s0 + 1, without a branch
+      const uint32_t next = start + freq;
+      const bool second = slot >= next;
+      s += second;
+      start = second ? next : start;
+      freq = second ? static_cast<uint32_t>(e >> 48) + 1 : freq;
+    }
+    x = dec_advance(x, start, freq, slot, P);
     if (kChecked)
       refill(in, x);
     else
@@ -343,27 +467,17 @@ class ChunkDecoder {
     return esc.value;
   }
 
-  // Largest s in [lo, hi] with cdf[s] <= slot (binary search, for wide buckets).
-  RANSFORM_COLD static uint32_t search(const uint32_t* cdf, uint32_t lo, uint32_t hi, uint32_t slot) {
-    while (lo < hi) {
-      const uint32_t mid = (lo + hi + 1) >> 1;
-      if (cdf[mid] <= slot)
-        lo = mid;
-      else
-        hi = mid - 1;
-    }
-    return lo;
-  }
-
+  const SymbolTables& t_;
   const RowInfo* rows_;
-  const uint32_t* cdf_;
-  const uint32_t* bucket_;
+  const uint64_t* dec_;
   uint32_t nrows_;
   int precision_;
   int lanes_;
   uint64_t count_;
   uint64_t first_;
-  uint64_t pos_ = 0;
+  bool vector_;                         // 8 lanes on a CPU with the vector kernel
+  uint64_t pos_ = 0;                    // the first symbol of the block being decoded
+  const int32_t* block_idx_ = nullptr;  // and its index (for error messages)
   uint64_t x_[kMaxLanes] = {};
   WordReader in_{nullptr, nullptr};
   uint32_t checksum_expected_ = 0;

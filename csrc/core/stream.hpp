@@ -75,13 +75,41 @@ inline void decode_stream(const SymbolTables& t, const uint8_t* data, size_t siz
                           uint64_t n, int threads) {
   const StreamLayout layout = read_header(data, size);
   check_stream_matches(t, layout, n);
-  parallel_for(layout.chunks, resolve_threads(threads), [&](size_t c) {
-    const uint64_t first = layout.chunk_first_symbol(c);
-    const uint64_t count = layout.chunk_size(c);
-    ChunkDecoder dec(t, data + layout.chunk_begin[c], layout.chunk_begin[c + 1] - layout.chunk_begin[c], layout.lanes,
-                     count, first);
-    dec.decode(idx + first, out + first, count);
-    dec.finish();
+  auto open = [&](uint64_t c) {
+    return ChunkDecoder(t, data + layout.chunk_begin[c], layout.chunk_begin[c + 1] - layout.chunk_begin[c],
+                        layout.lanes, layout.chunk_size(c), layout.chunk_first_symbol(c));
+  };
+  // Two 8-lane chunks a task (ChunkDecoder::decode_together) where every thread still gets one.
+  const int workers = resolve_threads(threads);
+  uint64_t together = 1;
+  while (layout.lanes == kMaxLanes && together < ChunkDecoder::kMaxTogether &&
+         layout.chunks >= 2 * together * static_cast<uint64_t>(workers))
+    together *= 2;
+  parallel_for((layout.chunks + together - 1) / together, workers, [&](size_t task) {
+    const uint64_t c0 = task * together, n = std::min(together, layout.chunks - c0);
+    std::vector<ChunkDecoder> dec;
+    const int32_t* idx_k[ChunkDecoder::kMaxTogether];
+    int32_t* out_k[ChunkDecoder::kMaxTogether];
+    ChunkDecoder* dec_k[ChunkDecoder::kMaxTogether];
+    try {
+      dec.reserve(n);
+      for (uint64_t k = 0; k < n; ++k) {
+        dec.push_back(open(c0 + k));
+        dec_k[k] = &dec[k];
+        idx_k[k] = idx + layout.chunk_first_symbol(c0 + k);
+        out_k[k] = out + layout.chunk_first_symbol(c0 + k);
+      }
+      ChunkDecoder::decode_together(dec_k, idx_k, out_k, static_cast<int>(n));
+      for (auto& d : dec) d.finish();
+    } catch (...) {  // report the error of the first chunk that has one, as one chunk at a time would
+      for (uint64_t k = 0; k + 1 < n; ++k) {
+        ChunkDecoder alone = open(c0 + k);
+        alone.decode(idx + layout.chunk_first_symbol(c0 + k), out + layout.chunk_first_symbol(c0 + k),
+                     layout.chunk_size(c0 + k));
+        alone.finish();
+      }
+      throw;
+    }
   });
 }
 
@@ -143,11 +171,11 @@ inline double ideal_bits(const SymbolTables& t, const int32_t* sym, const int32_
   for (size_t i = 0; i < n; ++i) {
     if (static_cast<uint32_t>(idx[i]) >= t.rows()) throw InputError(index_error(i, idx[i], t.rows()));
     const RowInfo& row = t.row(static_cast<uint32_t>(idx[i]));
-    const uint32_t* cdf = t.cdf() + row.cdf_base;
+    const uint32_t* cdf = t.cdf(row);
     const uint32_t v = static_cast<uint32_t>(sym[i]) - static_cast<uint32_t>(row.offset);
     if (v < row.nsym) {
       bits -= std::log2((cdf[v + 1] - cdf[v]) / total);
-    } else if (row.has_escape) {
+    } else if (t.has_escape(static_cast<uint32_t>(idx[i]))) {
       bits += escape_extra_bits(row, sym[i]) - std::log2((cdf[row.nsym + 1] - cdf[row.nsym]) / total);
     } else {
       throw InputError("symbols[" + std::to_string(i) + "] is outside its row's range and the row has no escape");

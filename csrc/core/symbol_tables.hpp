@@ -5,16 +5,23 @@
 // escape symbol (its tail mass is > 0), every other int32 is coded as the escape symbol
 // (local index nsym_r) followed by a sign bit and an exp-Golomb code, see escape.hpp.
 // Per row the tables hold
-//   cdf[0..ntot]      cumulative frequencies, cdf[0] = 0, cdf[ntot] = 2^precision
 //   enc[0..ntot-1]    encoder entries: reciprocal of the frequency, see rans.hpp
-//   bucket[0..2^B]    decoder lookup over buckets of W = 2^(P - B) slots; bucket[b] packs
+//   cdf[0..ntot]      cumulative frequencies, cdf[0] = 0, cdf[ntot] = 2^precision
+// and a block of kDecStride 64-bit decoder entries, at r kDecStride (a fixed stride, so that the
+// decoder finds a row's block from its index alone, with no load):
+//   bucket[0..2^B-1]  decoder lookup over buckets of W = 2^(P - B) slots; bucket[b] packs
 //                       bits 0-15  s0, the symbol holding the bucket's first slot b W
-//                       bits 16-24 t, the bucket-relative slot where s0 + 1 starts (W if none)
-//                       bit 31     set when the bucket holds three or more symbols
-// so that in the common case (one or two symbols per bucket) the symbol is
-//   s = s0 + (slot mod W >= t)
-// with no dependent load; otherwise a binary search over [s0, s0 of bucket b + 1] makes the
-// decoder O(log n) in the worst case. It is never linear in the alphabet.
+//                       bits 16-31 c0, s0's cumulative start
+//                       bits 32-47 f0 - 1, s0's frequency minus one
+//                       bits 48-63 f1 - 1, the frequency of s0 + 1 minus one (0 if none), or
+//                                  0xFFFF when the bucket holds three or more symbols
+//   bucket[2^B]       s0 = ntot - 1 (the last search bound)
+//   bucket[2^B + 1]   offset | nsym << 32, the row's range (for the vector decoder)
+// so that in the common case (one or two symbols per bucket) one load gives the symbol and its
+// interval: s0 + 1 starts at c1 = c0 + f0, so slot >= c1 selects s0 + 1 with [c1, c1 + f1).
+// (f1 - 1 = 0xFFFF cannot be a real second symbol: f0 + f1 <= 2^P.) A crowded bucket takes a
+// binary search over cdf[s0 .. s0 of bucket b + 1], so the decoder is O(log n) in the worst
+// case. It is never linear in the alphabet.
 #pragma once
 
 #include <cstdint>
@@ -27,14 +34,14 @@
 
 namespace ransform {
 
+// 16 bytes, so that a row is one shift away from its index.
 struct RowInfo {
-  int32_t offset;        // value of local symbol 0
-  uint32_t nsym;         // in-range symbols; the escape symbol, if any, is local index nsym
-  uint32_t has_escape;   // 0 or 1
-  uint32_t cdf_base;     // row's cdf starts at cdf[cdf_base], length nsym + has_escape + 1
-  uint32_t enc_base;     // row's encoder entries start at enc[enc_base]
-  uint32_t bucket_base;  // row's bucket lookup starts at bucket[bucket_base]
+  int32_t offset;     // value of local symbol 0
+  uint32_t nsym;      // in-range symbols; the escape symbol, if any, is local index nsym
+  uint32_t cdf_base;  // row's cdf starts at cdf[cdf_base]
+  uint32_t enc_base;  // row's encoder entries start at enc[enc_base]
 };
+static_assert(sizeof(RowInfo) == 16, "rows are 16 bytes");
 
 class SymbolTables {
  public:
@@ -42,6 +49,9 @@ class SymbolTables {
   static constexpr int kMaxPrecision = 16;
   static constexpr int kBucketBits = 8;
   static_assert(kMaxPrecision - kBucketBits <= 8, "bucket entries keep a slot offset < 2^9 (W <= 256)");
+  static constexpr uint32_t kDecRange = (1u << kBucketBits) + 1;  // where the row's range is in its block
+  static constexpr uint32_t kDecStride = kDecRange + 1;           // 64-bit entries a row
+  static constexpr uint64_t kCrowded = 0xFFFF;                    // bucket bits 48-63 of a crowded bucket
 
   explicit SymbolTables(int precision) : precision_(precision) {
     if (precision < kMinPrecision || precision > kMaxPrecision)
@@ -58,38 +68,31 @@ class SymbolTables {
     const uint32_t nsym = static_cast<uint32_t>(ntot - (has_escape ? 1 : 0));
     if (static_cast<int64_t>(offset) + nsym - 1 > INT32_MAX)
       throw InputError("row " + std::to_string(rows_.size()) + ": offset + size exceeds int32");
-    if (cdf_.size() + ntot + 1 > UINT32_MAX || bucket_.size() + (1u << kBucketBits) + 1 > UINT32_MAX)
+    if (cdf_.size() + ntot + 1 > UINT32_MAX || dec_.size() + kDecStride > INT32_MAX)
       throw InputError("tables too large");
-    RowInfo row{offset,
-                nsym,
-                has_escape ? 1u : 0u,
-                static_cast<uint32_t>(cdf_.size()),
-                static_cast<uint32_t>(enc_.size()),
-                static_cast<uint32_t>(bucket_.size())};
-    uint64_t acc = 0;
-    cdf_.push_back(0);
+    const RowInfo row{offset, nsym, static_cast<uint32_t>(cdf_.size()), static_cast<uint32_t>(enc_.size())};
+    std::vector<uint32_t> cdf{0};
     for (size_t s = 0; s < ntot; ++s) {
       if (freqs[s] == 0) throw InputError("every symbol needs a frequency of at least 1");
-      enc_.push_back(EncSymbol::make(static_cast<uint32_t>(acc), freqs[s], precision_));
-      acc += freqs[s];
-      if (acc > total) break;
-      cdf_.push_back(static_cast<uint32_t>(acc));
+      if (cdf.back() + uint64_t{freqs[s]} > total) break;
+      cdf.push_back(cdf.back() + freqs[s]);
     }
-    if (acc != total) throw InputError("frequencies must sum to 2^precision");
+    if (cdf.size() != ntot + 1 || cdf.back() != total) throw InputError("frequencies must sum to 2^precision");
+    for (size_t s = 0; s < ntot; ++s) enc_.push_back(EncSymbol::make(cdf[s], freqs[s], precision_));
 
     // Walk symbols and buckets together (see the layout of bucket[] above).
     const uint32_t width = 1u << (precision_ - kBucketBits);
-    const uint32_t* cdf = cdf_.data() + row.cdf_base;
     uint32_t s = 0;
     for (uint32_t b = 0; b < (1u << kBucketBits); ++b) {
       const uint32_t first = b * width, last = first + width - 1;
       while (cdf[s + 1] <= first) ++s;
-      uint32_t entry = s | width << 16;                                   // one symbol
-      if (cdf[s + 1] <= last) entry = s | (cdf[s + 1] - first) << 16;     // a second one starts inside
-      if (s + 2 <= ntot - 1 && cdf[s + 2] <= last) entry = s | 1u << 31;  // three or more
-      bucket_.push_back(entry);
+      const uint64_t f1 = s + 1 < ntot ? freqs[s + 1] - 1 : 0;
+      const bool crowded = s + 2 <= ntot - 1 && cdf[s + 2] <= last;
+      dec_.push_back(s | uint64_t{cdf[s]} << 16 | uint64_t{freqs[s] - 1} << 32 | (crowded ? kCrowded : f1) << 48);
     }
-    bucket_.push_back(static_cast<uint32_t>(ntot - 1));
+    dec_.push_back(ntot - 1);
+    dec_.push_back(static_cast<uint32_t>(offset) | uint64_t{nsym} << 32);
+    cdf_.insert(cdf_.end(), cdf.begin(), cdf.end());
 
     double entropy = 0.0;
     for (size_t k = 0; k < ntot; ++k) {
@@ -97,6 +100,7 @@ class SymbolTables {
       entropy -= q * detmath::log2(q);
     }
     entropy_.push_back(entropy);
+    escape_.push_back(has_escape);
     rows_.push_back(row);
   }
 
@@ -104,27 +108,44 @@ class SymbolTables {
   size_t rows() const { return rows_.size(); }
   const RowInfo& row(size_t r) const { return rows_[r]; }
   const RowInfo* row_data() const { return rows_.data(); }
-  const uint32_t* cdf() const { return cdf_.data(); }
+  bool has_escape(size_t r) const { return escape_[r]; }
+  const uint64_t* dec() const { return dec_.data(); }
+  const uint32_t* cdf(const RowInfo& row) const { return cdf_.data() + row.cdf_base; }
   const EncSymbol* enc() const { return enc_.data(); }
-  const uint32_t* bucket() const { return bucket_.data(); }
+  size_t enc_size() const { return enc_.size(); }
   // Entropy of row r's quantized distribution in bits (used to size streams).
   double entropy(size_t r) const { return entropy_[r]; }
 
   // Local frequencies of row r (nsym + has_escape entries).
   std::vector<uint32_t> frequencies(size_t r) const {
-    const RowInfo& ri = rows_[r];
-    std::vector<uint32_t> f(ri.nsym + ri.has_escape);
-    for (size_t s = 0; s < f.size(); ++s) f[s] = cdf_[ri.cdf_base + s + 1] - cdf_[ri.cdf_base + s];
+    const uint32_t* c = cdf(rows_[r]);
+    std::vector<uint32_t> f(rows_[r].nsym + (escape_[r] ? 1 : 0));
+    for (size_t s = 0; s < f.size(); ++s) f[s] = c[s + 1] - c[s];
     return f;
   }
 
  private:
   int precision_;
   std::vector<RowInfo> rows_;
-  std::vector<uint32_t> cdf_;
+  std::vector<bool> escape_;
   std::vector<EncSymbol> enc_;
-  std::vector<uint32_t> bucket_;
+  std::vector<uint32_t> cdf_;
+  std::vector<uint64_t> dec_;  // kDecStride entries a row: buckets, search bound, range
   std::vector<double> entropy_;
 };
+
+// The symbol of a crowded bucket b that holds slot: the largest s in [s0, s0 of bucket b + 1]
+// with cdf[s] <= slot (binary search). block and cdf are the row's.
+RANSFORM_COLD inline uint32_t crowded_symbol(const uint64_t* block, const uint32_t* cdf, uint32_t b, uint32_t slot) {
+  uint32_t lo = block[b] & 0xFFFF, hi = block[b + 1] & 0xFFFF;
+  while (lo < hi) {
+    const uint32_t mid = (lo + hi + 1) >> 1;
+    if (cdf[mid] <= slot)
+      lo = mid;
+    else
+      hi = mid - 1;
+  }
+  return lo;
+}
 
 }  // namespace ransform

@@ -158,6 +158,19 @@ void bind_coder(py::module_& m) {
       },
       py::arg("data"), py::arg("indexes"), py::arg("table"), py::arg("threads") = 1, py::arg("out") = py::none());
 
+  // For tests and benchmarks: the vector and scalar code give the same bytes and symbols, so only
+  // they need the switch.
+  m.def(
+      "_vector_lanes",
+      [](const py::object& allow) {
+        const bool was = vector_lanes_allowed().load();
+        if (!allow.is_none()) vector_lanes_allowed().store(allow.cast<bool>());
+        return py::make_tuple(cpu_has_vector_lanes(), was);
+      },
+      py::arg("allow") = py::none(),
+      "(whether this CPU has the 8-lane vector kernels, whether they were allowed); allow=True/False "
+      "turns them on or off for later calls.");
+
   m.def(
       "stream_symbols",
       [](const py::buffer& data) {

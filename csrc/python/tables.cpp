@@ -100,7 +100,7 @@ void bind_tables(py::module_& m) {
           "has_escape",
           [](const Table& t, int64_t r) {
             check_row(t.symbols(), r);
-            return t.symbols().row(r).has_escape != 0;
+            return t.symbols().has_escape(r);
           },
           py::arg("row"))
       .def(
