@@ -136,3 +136,22 @@ def test_switch_reports_the_cpu():
     has, allowed = _core._vector_lanes()
     assert allowed is True  # on unless a test turned it off
     assert has == HAVE_VECTOR
+
+
+def test_tables_of_many_rows_decode_the_same(rng):
+    """A table of more than 4096 rows (a mixture's kind: few symbols a row) gets 16 buckets a
+    row instead of 256; both decoders must still agree, escapes and crowded buckets included."""
+    rows, width = 5000, 40
+    pmfs = rng.dirichlet(np.full(width, 0.3), rows)
+    table = ransform.CategoricalTable(pmfs, offsets=-(width // 2), tail_mass=1e-3)
+    assert table._native._bucket_bits == 4 and ransform.GaussianTable()._native._bucket_bits == 8
+    idx = rng.integers(0, rows, 600_000).astype(np.int32)
+    cum = np.cumsum(pmfs[idx], axis=1)
+    values = (cum < rng.random((idx.size, 1))).sum(1).astype(np.int32) - width // 2
+    values[::3001] = 777  # escapes
+    data = ransform.encode(values, idx, table)
+    assert parse_header(data).lanes == 8
+    for threads in (1, 2):
+        fast, slow = decoded_both_ways(lambda: ransform.decode(data, idx, table, threads=threads))
+        np.testing.assert_array_equal(fast, values)
+        np.testing.assert_array_equal(slow, values)

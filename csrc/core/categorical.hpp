@@ -25,7 +25,7 @@ inline int64_t checked_row_length(const int32_t* lengths, int64_t r, int64_t wid
 // REQUIRES: pmfs is rows x width, row-major; lengths, offsets and tails have rows entries.
 inline SymbolTables categorical_from_pmfs(const double* pmfs, int64_t rows, int64_t width, const int32_t* lengths,
                                           const int32_t* offsets, const double* tails, int precision) {
-  SymbolTables t(precision);
+  SymbolTables t(precision, SymbolTables::bucket_bits_for(static_cast<size_t>(rows)));
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t len = checked_row_length(lengths, r, width);
     const double tail = tails[r];
@@ -53,7 +53,7 @@ inline SymbolTables categorical_from_pmfs(const double* pmfs, int64_t rows, int6
 inline SymbolTables categorical_from_frequencies(const uint32_t* freqs, int64_t rows, int64_t width,
                                                  const int32_t* lengths, const int32_t* offsets, bool has_escape,
                                                  int precision) {
-  SymbolTables t(precision);
+  SymbolTables t(precision, SymbolTables::bucket_bits_for(static_cast<size_t>(rows)));
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t len = checked_row_length(lengths, r, width);
     t.add_row(offsets[r], std::vector<uint32_t>(freqs + r * width, freqs + r * width + len), has_escape);

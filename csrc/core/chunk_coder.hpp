@@ -344,14 +344,17 @@ class ChunkDecoder {
     const RowInfo* rows;
     const uint64_t* dec;
     uint32_t nrows;
+    uint32_t stride;  // of the rows' decoder blocks
+    int shift;        // slot >> shift is the bucket
   };
+  View view() const { return View{rows_, dec_, nrows_, t_.dec_stride(), precision_ - t_.bucket_bits()}; }
 
   // Groups of K symbols. A symbol refills at most one word and an escape reads at most 3 more
   // (at most 65 bits: sign, 33-bit prefix, 31-bit suffix), so while 4K words are left no symbol of
   // the group can run out of input and refills skip the check.
   template <int K, int P>
   size_t run(const int32_t* idx, int32_t* out, size_t i, size_t m) {
-    const View v{rows_, dec_, nrows_};
+    const View v = view();
     WordReader in = in_;
     uint64_t s[K];
     for (int l = 0; l < K; ++l) s[l] = x_[l];
@@ -405,7 +408,7 @@ class ChunkDecoder {
 
   template <int P>
   void scalar_group(VectorLanes& c) {
-    const View v{rows_, dec_, nrows_};
+    const View v = view();
     WordReader in{c.pos, c.end};
     const bool unchecked = in.words_left() >= 4 * 8;
     for (int l = 0; l < 8; ++l)
@@ -418,7 +421,7 @@ class ChunkDecoder {
 #endif
 
   int32_t get_one(uint64_t& x, int32_t r) {
-    const View v{rows_, dec_, nrows_};
+    const View v = view();
     int32_t value = 0;
     with_layout(1, precision_, [&](auto, auto p) { value = get<true, p()>(v, in_, x, r); });
     return value;
@@ -436,16 +439,15 @@ class ChunkDecoder {
   RANSFORM_HOT int32_t get(const View& v, WordReader& in, uint64_t& x, int32_t r) {
     if (static_cast<uint32_t>(r) >= v.nrows) throw_first_bad_index(block_idx_, v.nrows, first_ + pos_);
     const RowInfo& row = v.rows[r];
-    const uint64_t* bucket = v.dec + static_cast<size_t>(r) * SymbolTables::kDecStride;
-    constexpr int kShift = P - SymbolTables::kBucketBits;
+    const uint64_t* bucket = v.dec + static_cast<size_t>(r) * v.stride;
     const uint32_t slot = static_cast<uint32_t>(x) & ((1u << P) - 1);
-    const uint64_t e = bucket[slot >> kShift];
+    const uint64_t e = bucket[slot >> v.shift];
     uint32_t s = e & 0xFFFF;
     uint32_t start = (e >> 16) & 0xFFFF;
     uint32_t freq = ((e >> 32) & 0xFFFF) + 1;
     if ((e >> 48) == SymbolTables::kCrowded) {
       const uint32_t* cdf = t_.cdf(row);
-      s = crowded_symbol(bucket, cdf, slot >> kShift, slot);
+      s = crowded_symbol(bucket, cdf, slot >> v.shift, slot);
       start = cdf[s];
       freq = cdf[s + 1] - start;
     } else {  // s0 or s0 + 1, without a branch

@@ -7,7 +7,7 @@
 // Per row the tables hold
 //   enc[0..ntot-1]    encoder entries: reciprocal of the frequency, see rans.hpp
 //   cdf[0..ntot]      cumulative frequencies, cdf[0] = 0, cdf[ntot] = 2^precision
-// and a block of kDecStride 64-bit decoder entries, at r kDecStride (a fixed stride, so that the
+// and a block of 2^B + 2 64-bit decoder entries at r (2^B + 2) (a fixed stride, so that the
 // decoder finds a row's block from its index alone, with no load):
 //   bucket[0..2^B-1]  decoder lookup over buckets of W = 2^(P - B) slots; bucket[b] packs
 //                       bits 0-15  s0, the symbol holding the bucket's first slot b W
@@ -22,6 +22,9 @@
 // (f1 - 1 = 0xFFFF cannot be a real second symbol: f0 + f1 <= 2^P.) A crowded bucket takes a
 // binary search over cdf[s0 .. s0 of bucket b + 1], so the decoder is O(log n) in the worst
 // case. It is never linear in the alphabet.
+// B is 8 (2 KB a row) for tables of few rows, each coding many symbols. A table of many rows
+// codes a few symbols with each (a mixture's: one row per element), so building 256 buckets a row
+// would cost more than it saves: such tables get B = 4 (see bucket_bits_for).
 #pragma once
 
 #include <cstdint>
@@ -47,15 +50,18 @@ class SymbolTables {
  public:
   static constexpr int kMinPrecision = 12;
   static constexpr int kMaxPrecision = 16;
-  static constexpr int kBucketBits = 8;
-  static_assert(kMaxPrecision - kBucketBits <= 8, "bucket entries keep a slot offset < 2^9 (W <= 256)");
-  static constexpr uint32_t kDecRange = (1u << kBucketBits) + 1;  // where the row's range is in its block
-  static constexpr uint32_t kDecStride = kDecRange + 1;           // 64-bit entries a row
-  static constexpr uint64_t kCrowded = 0xFFFF;                    // bucket bits 48-63 of a crowded bucket
+  static constexpr int kBucketBits = 8;     // tables of few rows
+  static constexpr int kFewBucketBits = 4;  // tables of many rows
+  static constexpr size_t kManyRows = 4096;
+  static constexpr uint64_t kCrowded = 0xFFFF;  // bucket bits 48-63 of a crowded bucket
 
-  explicit SymbolTables(int precision) : precision_(precision) {
+  static int bucket_bits_for(size_t rows) { return rows > kManyRows ? kFewBucketBits : kBucketBits; }
+
+  explicit SymbolTables(int precision, int bucket_bits = kBucketBits)
+      : precision_(precision), bucket_bits_(bucket_bits), dec_stride_((1u << bucket_bits) + 2) {
     if (precision < kMinPrecision || precision > kMaxPrecision)
       throw InputError("precision must be between 12 and 16 bits, got " + std::to_string(precision));
+    if (bucket_bits < kFewBucketBits || bucket_bits > kBucketBits) throw InputError("bucket_bits must be 4..8");
   }
 
   // Appends a row from integer frequencies (each >= 1, summing to 2^precision).
@@ -68,7 +74,7 @@ class SymbolTables {
     const uint32_t nsym = static_cast<uint32_t>(ntot - (has_escape ? 1 : 0));
     if (static_cast<int64_t>(offset) + nsym - 1 > INT32_MAX)
       throw InputError("row " + std::to_string(rows_.size()) + ": offset + size exceeds int32");
-    if (cdf_.size() + ntot + 1 > UINT32_MAX || dec_.size() + kDecStride > INT32_MAX)
+    if (cdf_.size() + ntot + 1 > UINT32_MAX || dec_.size() + dec_stride_ > INT32_MAX)
       throw InputError("tables too large");
     const RowInfo row{offset, nsym, static_cast<uint32_t>(cdf_.size()), static_cast<uint32_t>(enc_.size())};
     std::vector<uint32_t> cdf{0};
@@ -81,9 +87,9 @@ class SymbolTables {
     for (size_t s = 0; s < ntot; ++s) enc_.push_back(EncSymbol::make(cdf[s], freqs[s], precision_));
 
     // Walk symbols and buckets together (see the layout of bucket[] above).
-    const uint32_t width = 1u << (precision_ - kBucketBits);
+    const uint32_t width = 1u << (precision_ - bucket_bits_);
     uint32_t s = 0;
-    for (uint32_t b = 0; b < (1u << kBucketBits); ++b) {
+    for (uint32_t b = 0; b < (1u << bucket_bits_); ++b) {
       const uint32_t first = b * width, last = first + width - 1;
       while (cdf[s + 1] <= first) ++s;
       const uint64_t f1 = s + 1 < ntot ? freqs[s + 1] - 1 : 0;
@@ -105,6 +111,8 @@ class SymbolTables {
   }
 
   int precision() const { return precision_; }
+  int bucket_bits() const { return bucket_bits_; }
+  uint32_t dec_stride() const { return dec_stride_; }  // a row's block: buckets, search bound, range
   size_t rows() const { return rows_.size(); }
   const RowInfo& row(size_t r) const { return rows_[r]; }
   const RowInfo* row_data() const { return rows_.data(); }
@@ -126,11 +134,13 @@ class SymbolTables {
 
  private:
   int precision_;
+  int bucket_bits_;
+  uint32_t dec_stride_;
   std::vector<RowInfo> rows_;
   std::vector<bool> escape_;
   std::vector<EncSymbol> enc_;
   std::vector<uint32_t> cdf_;
-  std::vector<uint64_t> dec_;  // kDecStride entries a row: buckets, search bound, range
+  std::vector<uint64_t> dec_;  // dec_stride_ entries a row
   std::vector<double> entropy_;
 };
 

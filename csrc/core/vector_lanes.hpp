@@ -51,7 +51,7 @@ inline bool cpu_has_vector_lanes() {
 // blocks must be addressable that way.
 inline bool use_vector_lanes(const SymbolTables& t, int lanes) {
   return lanes == 8 && cpu_has_vector_lanes() && vector_lanes_allowed().load() && t.rows() < (size_t{1} << 29) &&
-         t.enc_size() < (size_t{1} << 30) && t.rows() * SymbolTables::kDecStride < (size_t{1} << 31);
+         t.enc_size() < (size_t{1} << 30) && t.rows() * t.dec_stride() < (size_t{1} << 31);
 }
 
 #ifdef RANSFORM_VECTOR_LANES
@@ -77,10 +77,10 @@ __attribute__((noinline, cold)) void resolve_crowded(const SymbolTables& t, unsi
                                                      uint64_t* freq) {
   for (int l = 0; l < 8; ++l) {
     if (!(lanes >> l & 1)) continue;
-    const uint64_t* block = t.dec() + static_cast<size_t>(idx[l]) * SymbolTables::kDecStride;
+    const uint64_t* block = t.dec() + static_cast<size_t>(idx[l]) * t.dec_stride();
     const uint32_t* cdf = t.cdf(t.row(idx[l]));
     const uint32_t slot_l = static_cast<uint32_t>(slot[l]);
-    s[l] = crowded_symbol(block, cdf, slot_l >> (P - SymbolTables::kBucketBits), slot_l);
+    s[l] = crowded_symbol(block, cdf, slot_l >> (P - t.bucket_bits()), slot_l);
     start[l] = cdf[s[l]];
     freq[l] = cdf[s[l] + 1] - cdf[s[l]];
   }
@@ -91,20 +91,19 @@ __attribute__((noinline, cold)) void resolve_crowded(const SymbolTables& t, unsi
 // REQUIRES: c.left >= 8; use_vector_lanes.
 template <int P>
 RANSFORM_AVX512 inline __attribute__((always_inline)) bool decode_group(const SymbolTables& t, const uint64_t* dec,
-                                                                        __m512i& state, VectorLanes& c) {
-  constexpr int kShift = P - SymbolTables::kBucketBits;
+                                                                        __m128i shift, __m512i& state, VectorLanes& c) {
   const __m512i field = _mm512_set1_epi64(0xFFFF);
   const __m512i one = _mm512_set1_epi64(1);
   if (c.end - c.pos < 32) return false;
   // The rows' blocks and ranges (off the states' dependency chain).
   const __m256i r = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c.idx));
   if (_mm256_cmpge_epu32_mask(r, _mm256_set1_epi32(static_cast<int>(t.rows())))) return false;  // an error
-  const __m512i block = _mm512_cvtepu32_epi64(_mm256_mullo_epi32(r, _mm256_set1_epi32(SymbolTables::kDecStride)));
-  const __m512i range =
-      _mm512_i64gather_epi64(_mm512_add_epi64(block, _mm512_set1_epi64(SymbolTables::kDecRange)), dec, 8);
+  const __m512i block =
+      _mm512_cvtepu32_epi64(_mm256_mullo_epi32(r, _mm256_set1_epi32(static_cast<int>(t.dec_stride()))));
+  const __m512i range = _mm512_i64gather_epi64(_mm512_add_epi64(block, _mm512_set1_epi64(t.dec_stride() - 1)), dec, 8);
   // The bucket, then s0 or s0 + 1 as in the scalar decoder (symbol_tables.hpp).
   const __m512i slot = _mm512_and_si512(state, _mm512_set1_epi64((1 << P) - 1));
-  const __m512i e = _mm512_i64gather_epi64(_mm512_add_epi64(block, _mm512_srli_epi64(slot, kShift)), dec, 8);
+  const __m512i e = _mm512_i64gather_epi64(_mm512_add_epi64(block, _mm512_srl_epi64(slot, shift)), dec, 8);
   const __m512i s0 = _mm512_and_si512(e, field);
   const __m512i c0 = _mm512_and_si512(_mm512_srli_epi64(e, 16), field);
   const __m512i f0 = _mm512_add_epi64(_mm512_and_si512(_mm512_srli_epi64(e, 32), field), one);
@@ -149,7 +148,8 @@ RANSFORM_AVX512 inline __attribute__((always_inline)) bool decode_group(const Sy
 template <int P, int N>
 RANSFORM_AVX512 void decode_groups(const SymbolTables& t, VectorLanes* lanes) {
   const uint64_t* dec = t.dec();
-  VectorLanes c[N];  // local copies stay in registers
+  const __m128i shift = _mm_cvtsi32_si128(P - t.bucket_bits());  // slot >> shift is the bucket
+  VectorLanes c[N];                                              // local copies stay in registers
   __m512i state[N];
   for (int k = 0; k < N; ++k) {
     c[k] = lanes[k];
@@ -158,7 +158,7 @@ RANSFORM_AVX512 void decode_groups(const SymbolTables& t, VectorLanes* lanes) {
   for (bool more = true; more;) {
     for (int k = 0; k < N; ++k) more = more && c[k].left >= 8;
     if (!more) break;
-    for (int k = 0; k < N; ++k) more = decode_group<P>(t, dec, state[k], c[k]) && more;
+    for (int k = 0; k < N; ++k) more = decode_group<P>(t, dec, shift, state[k], c[k]) && more;
   }
   for (int k = 0; k < N; ++k) {
     _mm512_storeu_si512(c[k].x, state[k]);

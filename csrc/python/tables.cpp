@@ -82,6 +82,8 @@ void bind_tables(py::module_& m) {
   py::class_<Table, std::shared_ptr<Table>>(m, "Table", "A set of quantized distributions, one per row.")
       .def_property_readonly("precision", [](const Table& t) { return t.symbols().precision(); })
       .def_property_readonly("rows", [](const Table& t) { return t.symbols().rows(); })
+      // For tests: the decoder lookup's buckets per row, 2**_bucket_bits (symbol_tables.hpp).
+      .def_property_readonly("_bucket_bits", [](const Table& t) { return t.symbols().bucket_bits(); })
       .def(
           "offset",
           [](const Table& t, int64_t r) {
