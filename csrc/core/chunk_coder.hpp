@@ -79,6 +79,15 @@ void with_layout(int lanes, int precision, Fn&& fn) {
   }
 }
 
+// Calls fn(std::integral_constant<int, B>{}) for a table's bucket bits B (symbol_tables.hpp).
+template <class Fn>
+void with_bucket_bits(int bits, Fn&& fn) {
+  if (bits == SymbolTables::kFewBucketBits)
+    fn(std::integral_constant<int, SymbolTables::kFewBucketBits>{});
+  else
+    fn(std::integral_constant<int, SymbolTables::kBucketBits>{});
+}
+
 // An encoded chunk body.
 class ChunkBuffer {
  public:
@@ -166,26 +175,27 @@ class ChunkEncoder {
     size_t j = end;
     while (j % K) {
       --j;
-      put<P>(v, x[j % K], out, sym[j], idx[j], first + j);
+      put<P, (K == 8)>(v, x[j % K], out, sym[j], idx[j], first + j);
     }
     uint64_t s[K];
     for (int l = 0; l < K; ++l) s[l] = x[l];
     while (j > begin) {
       j -= K;
 #pragma GCC unroll 8
-      for (int l = K - 1; l >= 0; --l) put<P>(v, s[l], out, sym[j + l], idx[j + l], first + j + l);
+      for (int l = K - 1; l >= 0; --l) put<P, (K == 8)>(v, s[l], out, sym[j + l], idx[j + l], first + j + l);
     }
     for (int l = 0; l < K; ++l) x[l] = s[l];
     out_ref = out;
   }
 
-  template <int P>
+  // kBranchless: see enc_put; 8 lanes are the high-rate streams (format.hpp).
+  template <int P, bool kBranchless>
   RANSFORM_HOT void put(const View& v, uint64_t& x, uint32_t*& out, int32_t value, int32_t r, uint64_t pos) const {
     if (static_cast<uint32_t>(r) >= v.nrows) throw_index_error(pos, r, v.nrows);
     const RowInfo& row = v.rows[r];
     const uint32_t local = static_cast<uint32_t>(value) - static_cast<uint32_t>(row.offset);
     if (local < row.nsym) {
-      enc_put(x, out, v.enc[row.enc_base + local], P);
+      enc_put<kBranchless>(x, out, v.enc[row.enc_base + local], P);
     } else {
       const EscapeState e = put_outside(x, out, value, r, pos);
       x = e.x;
@@ -281,14 +291,16 @@ class ChunkDecoder {
         c[k] = VectorLanes{dk.x_, dk.in_.pos, dk.in_.end, idx[k] + done, out[k] + done, kChecksumBlock};
       }
       with_layout(8, d[0]->precision_, [&](auto, auto p) {
-        for (;;) {
-          decode_groups<p(), kMaxTogether>(d[0]->t_, c);
-          bool all = true;
-          for (int k = 0; k < n; ++k) all = all && c[k].left >= 8;
-          if (!all) break;
-          for (int k = 0; k < n; ++k) d[k]->one_group<p()>(c[k]);  // the group(s) that stopped the others
-        }
-        for (int k = 0; k < n; ++k) d[k]->vector_span<p()>(c[k]);
+        with_bucket_bits(d[0]->t_.bucket_bits(), [&](auto b) {
+          for (;;) {
+            decode_groups<p(), kMaxTogether>(d[0]->t_, c);
+            bool all = true;
+            for (int k = 0; k < n; ++k) all = all && c[k].left >= 8;
+            if (!all) break;
+            for (int k = 0; k < n; ++k) d[k]->one_group<p(), b()>(c[k]);  // the group(s) that stopped the others
+          }
+          for (int k = 0; k < n; ++k) d[k]->vector_span<p(), b()>(c[k]);
+        });
       });
       for (int k = 0; k < n; ++k) {
         d[k]->in_.pos = c[k].pos;
@@ -323,13 +335,15 @@ class ChunkDecoder {
       ++i;
     }
     with_layout(lanes_, precision_, [&](auto k, auto p) {
-      if constexpr (k() == 8) {
-        if (vector_) {
-          i = run_vector<p()>(idx, out, i, m);
-          return;
+      with_bucket_bits(t_.bucket_bits(), [&](auto b) {
+        if constexpr (k() == 8) {
+          if (vector_) {
+            i = run_vector<p(), b()>(idx, out, i, m);
+            return;
+          }
         }
-      }
-      i = run<k(), p()>(idx, out, i, m);
+        i = run<k(), p(), b()>(idx, out, i, m);
+      });
     });
     for (; i < m; ++i) out[i] = get_one(x_[(pos_ + i) % lanes_], idx[i]);
   }
@@ -344,15 +358,13 @@ class ChunkDecoder {
     const RowInfo* rows;
     const uint64_t* dec;
     uint32_t nrows;
-    uint32_t stride;  // of the rows' decoder blocks
-    int shift;        // slot >> shift is the bucket
   };
-  View view() const { return View{rows_, dec_, nrows_, t_.dec_stride(), precision_ - t_.bucket_bits()}; }
+  View view() const { return View{rows_, dec_, nrows_}; }
 
   // Groups of K symbols. A symbol refills at most one word and an escape reads at most 3 more
   // (at most 65 bits: sign, 33-bit prefix, 31-bit suffix), so while 4K words are left no symbol of
   // the group can run out of input and refills skip the check.
-  template <int K, int P>
+  template <int K, int P, int B>
   size_t run(const int32_t* idx, int32_t* out, size_t i, size_t m) {
     const View v = view();
     WordReader in = in_;
@@ -361,9 +373,9 @@ class ChunkDecoder {
     for (; i + K <= m; i += K) {
       if (in.words_left() >= 4 * K) {
 #pragma GCC unroll 8
-        for (int l = 0; l < K; ++l) out[i + l] = get<false, P>(v, in, s[l], idx[i + l]);
+        for (int l = 0; l < K; ++l) out[i + l] = get<false, P, B>(v, in, s[l], idx[i + l]);
       } else {
-        for (int l = 0; l < K; ++l) out[i + l] = get<true, P>(v, in, s[l], idx[i + l]);
+        for (int l = 0; l < K; ++l) out[i + l] = get<true, P, B>(v, in, s[l], idx[i + l]);
       }
     }
     for (int l = 0; l < K; ++l) x_[l] = s[l];
@@ -373,11 +385,11 @@ class ChunkDecoder {
 
   // 8 lanes on the vector kernel (vector_lanes.hpp), with the groups it leaves to the scalar
   // code in between.
-  template <int P>
+  template <int P, int B>
   size_t run_vector(const int32_t* idx, int32_t* out, size_t i, size_t m) {
 #ifdef RANSFORM_VECTOR_LANES
     VectorLanes c{x_, in_.pos, in_.end, idx + i, out + i, m - i};
-    vector_span<P>(c);
+    vector_span<P, B>(c);
     in_.pos = c.pos;
     i = m - c.left;
 #endif
@@ -386,33 +398,33 @@ class ChunkDecoder {
 
 #ifdef RANSFORM_VECTOR_LANES
   // Decodes c's groups until fewer than 8 symbols are left.
-  template <int P>
+  template <int P, int B>
   void vector_span(VectorLanes& c) {
     for (;;) {
       decode_groups<P, 1>(t_, &c);
       if (c.left < 8) return;
-      scalar_group<P>(c);
+      scalar_group<P, B>(c);
     }
   }
 
   // Decodes c's next group (if 8 symbols are left), on the vector kernel if it can.
-  template <int P>
+  template <int P, int B>
   void one_group(VectorLanes& c) {
     if (c.left < 8) return;
     const size_t left = c.left;
     c.left = 8;
     decode_groups<P, 1>(t_, &c);
-    if (c.left == 8) scalar_group<P>(c);
+    if (c.left == 8) scalar_group<P, B>(c);
     c.left = left - 8;
   }
 
-  template <int P>
+  template <int P, int B>
   void scalar_group(VectorLanes& c) {
     const View v = view();
     WordReader in{c.pos, c.end};
     const bool unchecked = in.words_left() >= 4 * 8;
     for (int l = 0; l < 8; ++l)
-      c.out[l] = unchecked ? get<false, P>(v, in, x_[l], c.idx[l]) : get<true, P>(v, in, x_[l], c.idx[l]);
+      c.out[l] = unchecked ? get<false, P, B>(v, in, x_[l], c.idx[l]) : get<true, P, B>(v, in, x_[l], c.idx[l]);
     c.pos = in.pos;
     c.idx += 8;
     c.out += 8;
@@ -423,7 +435,9 @@ class ChunkDecoder {
   int32_t get_one(uint64_t& x, int32_t r) {
     const View v = view();
     int32_t value = 0;
-    with_layout(1, precision_, [&](auto, auto p) { value = get<true, p()>(v, in_, x, r); });
+    with_layout(1, precision_, [&](auto, auto p) {
+      with_bucket_bits(t_.bucket_bits(), [&](auto b) { value = get<true, p(), b()>(v, in_, x, r); });
+    });
     return value;
   }
 
@@ -435,19 +449,21 @@ class ChunkDecoder {
     }
   }
 
-  template <bool kChecked, int P>
+  // B: the table's bucket bits, so that the bucket's shift and the blocks' stride are constants.
+  template <bool kChecked, int P, int B>
   RANSFORM_HOT int32_t get(const View& v, WordReader& in, uint64_t& x, int32_t r) {
     if (static_cast<uint32_t>(r) >= v.nrows) throw_first_bad_index(block_idx_, v.nrows, first_ + pos_);
     const RowInfo& row = v.rows[r];
-    const uint64_t* bucket = v.dec + static_cast<size_t>(r) * v.stride;
+    constexpr int kShift = P - B;
+    const uint64_t* bucket = v.dec + static_cast<size_t>(r) * ((size_t{1} << B) + 2);
     const uint32_t slot = static_cast<uint32_t>(x) & ((1u << P) - 1);
-    const uint64_t e = bucket[slot >> v.shift];
+    const uint64_t e = bucket[slot >> kShift];
     uint32_t s = e & 0xFFFF;
     uint32_t start = (e >> 16) & 0xFFFF;
     uint32_t freq = ((e >> 32) & 0xFFFF) + 1;
     if ((e >> 48) == SymbolTables::kCrowded) {
       const uint32_t* cdf = t_.cdf(row);
-      s = crowded_symbol(bucket, cdf, slot >> v.shift, slot);
+      s = crowded_symbol(bucket, cdf, slot >> kShift, slot);
       start = cdf[s];
       freq = cdf[s + 1] - start;
     } else {  // s0 or s0 + 1, without a branch
