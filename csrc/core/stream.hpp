@@ -81,10 +81,8 @@ inline void decode_stream(const SymbolTables& t, const uint8_t* data, size_t siz
   };
   // Two 8-lane chunks a task (ChunkDecoder::decode_together) where every thread still gets one.
   const int workers = resolve_threads(threads);
-  uint64_t together = 1;
-  while (layout.lanes == kMaxLanes && together < ChunkDecoder::kMaxTogether &&
-         layout.chunks >= 2 * together * static_cast<uint64_t>(workers))
-    together *= 2;
+  const uint64_t together =
+      layout.lanes == kMaxLanes && layout.chunks >= 2 * static_cast<uint64_t>(workers) ? ChunkDecoder::kMaxTogether : 1;
   parallel_for((layout.chunks + together - 1) / together, workers, [&](size_t task) {
     const uint64_t c0 = task * together, n = std::min(together, layout.chunks - c0);
     std::vector<ChunkDecoder> dec;
