@@ -120,7 +120,6 @@ class SymbolTables {
   const uint64_t* dec() const { return dec_.data(); }
   const uint32_t* cdf(const RowInfo& row) const { return cdf_.data() + row.cdf_base; }
   const EncSymbol* enc() const { return enc_.data(); }
-  size_t enc_size() const { return enc_.size(); }
   // Entropy of row r's quantized distribution in bits (used to size streams).
   double entropy(size_t r) const { return entropy_[r]; }
 

@@ -46,12 +46,11 @@ inline bool cpu_has_vector_lanes() {
 #endif
 }
 
-// Whether the kernels may code an 8-lane chunk with table t: gathers take signed 32-bit element
-// offsets, so the rows' fields (4 ints a row), the encoder entries (2 per entry) and the decoder
-// blocks must be addressable that way.
+// Whether the kernel may decode an 8-lane chunk with table t: it finds a row's block as
+// index * stride in 32-bit arithmetic.
 inline bool use_vector_lanes(const SymbolTables& t, int lanes) {
-  return lanes == 8 && cpu_has_vector_lanes() && vector_lanes_allowed().load() && t.rows() < (size_t{1} << 29) &&
-         t.enc_size() < (size_t{1} << 30) && t.rows() * t.dec_stride() < (size_t{1} << 31);
+  return lanes == 8 && cpu_has_vector_lanes() && vector_lanes_allowed().load() &&
+         t.rows() * t.dec_stride() < (size_t{1} << 31);
 }
 
 #ifdef RANSFORM_VECTOR_LANES
@@ -148,9 +147,9 @@ RANSFORM_AVX512 inline __attribute__((always_inline)) bool decode_group(const Sy
 }
 
 // Decodes groups of the N chunks c[0..N), taking turns, until a group of any needs the scalar
-// code (an escape, an index out of range, or fewer than 8 words left) or one has fewer than 8 symbols left. A group
-// waits on a chain of dependent steps (state, bucket gather, state); N chunks keep N chains in
-// flight.
+// code (an escape, an index out of range, or fewer than 8 words left) or one has fewer than 8
+// symbols left. A group waits on a chain of dependent steps (state, bucket gather, state); N
+// chunks keep N chains in flight.
 template <int P, int N>
 RANSFORM_AVX512 void decode_groups(const SymbolTables& t, VectorLanes* lanes) {
   const uint64_t* dec = t.dec();
