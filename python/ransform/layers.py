@@ -112,10 +112,52 @@ def conv(in_channels: int, out_channels: int, kernel_size: int = 5, stride: int 
     return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2)
 
 
-def deconv(in_channels: int, out_channels: int, kernel_size: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
+class Deconv(nn.ConvTranspose2d):
+    """:func:`deconv`'s layer. Out of training, a 5x5 stride-2 one with few output channels (a
+    synthesis transform's last layer, to RGB) runs as the equivalent 3x3 convolution to 4x the
+    channels followed by a pixel shuffle: output phase (a, b) of the transposed convolution
+    reads kernel taps (a + 4 - 2t, b + 4 - 2u) at input offsets (t - 1, u - 1). Same function,
+    outputs within float rounding; 2.2-2.4x faster on CPU for 128/192 -> 3 channels (oneDNN's
+    transposed convolution vectorises over the 3 output channels). Weights, state dict and
+    training are those of nn.ConvTranspose2d."""
+
+    max_subpixel_channels = 16  # wider layers are faster as they are (192 -> 192: 51 against 90 ms)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.subpixel = (self.kernel_size == (5, 5) and self.stride == (2, 2) and self.padding == (2, 2)
+                         and self.output_padding == (1, 1) and self.dilation == (1, 1) and self.groups == 1
+                         and self.out_channels <= self.max_subpixel_channels)
+        self._cached = None  # (key, weight, bias) for no-grad calls
+
+    def forward(self, x: torch.Tensor, output_size=None) -> torch.Tensor:
+        if self.training or not self.subpixel or output_size is not None:
+            return super().forward(x, output_size)
+        weight, bias = self._subpixel_parameters()
+        return F.pixel_shuffle(F.conv2d(x, weight, bias, padding=1), 2)
+
+    def _subpixel_parameters(self):
+        if torch.is_grad_enabled():  # differentiable through the original weight
+            return self._rearranged()
+        key = (self.weight._version, self.weight.data_ptr(), self.weight.dtype, self.weight.device,
+               None if self.bias is None else (self.bias._version, self.bias.data_ptr()))
+        if self._cached is None or self._cached[0] != key:
+            self._cached = (key, *self._rearranged())
+        return self._cached[1], self._cached[2]
+
+    def _rearranged(self):
+        taps = torch.tensor([[4, 2, 0], [5, 3, 1]], device=self.weight.device)  # [phase][offset]; 5 = zero
+        w = F.pad(self.weight, (0, 1, 0, 1))  # (in, out, 6, 6), tap 5 is zero
+        w = w[:, :, taps[:, None, :, None], taps[None, :, None, :]]  # (in, out, a, b, t, u)
+        w = w.permute(1, 2, 3, 0, 4, 5).reshape(4 * self.out_channels, self.in_channels, 3, 3)
+        w = w.contiguous(memory_format=torch.channels_last)
+        return w, None if self.bias is None else self.bias.repeat_interleave(4)
+
+
+def deconv(in_channels: int, out_channels: int, kernel_size: int = 5, stride: int = 2) -> Deconv:
     """The transposed convolution that exactly undoes :func:`conv`'s downsampling in shape."""
-    return nn.ConvTranspose2d(in_channels, out_channels, kernel_size, stride=stride,
-                              output_padding=stride - 1, padding=kernel_size // 2)
+    return Deconv(in_channels, out_channels, kernel_size, stride=stride, output_padding=stride - 1,
+                  padding=kernel_size // 2)
 
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
