@@ -40,6 +40,18 @@ def decoded_both_ways(fn):
     return results
 
 
+def assert_both_decode_to(values, fn):
+    """fn() gives `values` with the vector decoder and without it."""
+    for result in decoded_both_ways(fn):
+        np.testing.assert_array_equal(result, values)
+
+
+def assert_whole_stream_decodes(data, idx, table, values):
+    """One call, on one thread (two chunks a task) and on two (one each), both ways."""
+    for threads in (1, 2):
+        assert_both_decode_to(values, lambda: ransform.decode(data, idx, table, threads=threads))
+
+
 def assert_same(a, b):
     assert type(a) is type(b), (a, b)
     if isinstance(a, str):
@@ -63,10 +75,7 @@ def test_big_streams_decode_the_same(rng, precision):
     data = ransform.encode(values, idx, table)
     h = parse_header(data)
     assert (h.lanes, h.chunks) == (8, 2)  # the layout the vector decoder (and its pairs) take
-    for threads in (1, 2):  # two chunks on one thread go in pairs, on two threads one each
-        fast, slow = decoded_both_ways(lambda: ransform.decode(data, idx, table, threads=threads))
-        np.testing.assert_array_equal(fast, values)
-        np.testing.assert_array_equal(slow, values)
+    assert_whole_stream_decodes(data, idx, table, values)
 
 
 def test_incremental_decoding_is_the_same(rng):
@@ -79,9 +88,7 @@ def test_incremental_decoding_is_the_same(rng):
         dec = ransform.Decoder(data, table)
         return np.concatenate([dec.decode(part) for part in np.split(idx, cuts)])
 
-    fast, slow = decoded_both_ways(pieces)
-    np.testing.assert_array_equal(fast, values)
-    np.testing.assert_array_equal(slow, values)
+    assert_both_decode_to(values, pieces)
 
 
 def test_odd_chunk_counts_and_short_chunks(rng):
@@ -93,11 +100,7 @@ def test_odd_chunk_counts_and_short_chunks(rng):
     values[::997] = 5000
     idx = table.index(scales)
     for chunks in (3, 5):
-        data = ref.encode(values, idx, rows, lanes=8, chunks=chunks)
-        for threads in (1, 2):
-            fast, slow = decoded_both_ways(lambda: ransform.decode(data, idx, table, threads=threads))
-            np.testing.assert_array_equal(fast, values)
-            np.testing.assert_array_equal(slow, values)
+        assert_whole_stream_decodes(ref.encode(values, idx, rows, lanes=8, chunks=chunks), idx, table, values)
 
 
 def test_damaged_streams_fail_the_same_way(rng):
@@ -151,7 +154,4 @@ def test_tables_of_many_rows_decode_the_same(rng):
     values[::3001] = 777  # escapes
     data = ransform.encode(values, idx, table)
     assert parse_header(data).lanes == 8
-    for threads in (1, 2):
-        fast, slow = decoded_both_ways(lambda: ransform.decode(data, idx, table, threads=threads))
-        np.testing.assert_array_equal(fast, values)
-        np.testing.assert_array_equal(slow, values)
+    assert_whole_stream_decodes(data, idx, table, values)

@@ -268,47 +268,39 @@ class ChunkDecoder {
     }
   }
 
-  // Decodes all of d[0..n), fresh decoders of n <= kMaxTogether chunks of one stream, with the
-  // same result as d[k]->decode on each. On the vector kernel the chunks take turns group by
-  // group, which keeps two chains of dependent loads in flight (vector_lanes.hpp; four gained
-  // nothing more on Zen 4).
-  static constexpr int kMaxTogether = 2;
-  static void decode_together(ChunkDecoder* const* d, const int32_t* const* idx, int32_t* const* out, int n) {
+  // Decodes all of a and b, fresh decoders of two chunks of one stream, with the same result as
+  // a.decode and b.decode. On the vector kernel the two take turns group by group, which keeps
+  // two chains of dependent loads in flight (vector_lanes.hpp; four chunks gained nothing more on
+  // Zen 4).
+  static void decode_pair(ChunkDecoder& a, const int32_t* idx_a, int32_t* out_a, ChunkDecoder& b, const int32_t* idx_b,
+                          int32_t* out_b) {
     size_t done = 0;
 #ifdef RANSFORM_VECTOR_LANES
-    bool together = n == kMaxTogether;
-    for (int k = 0; k < n; ++k) together = together && d[k]->vector_ && &d[k]->t_ == &d[0]->t_ && d[k]->pos_ == 0;
-    auto full_blocks = [&] {
-      for (int k = 0; k < n; ++k)
-        if (d[k]->remaining() < kChecksumBlock) return false;
-      return true;
-    };
-    for (; together && full_blocks(); done += kChecksumBlock) {
-      VectorLanes c[kMaxTogether];
-      for (int k = 0; k < n; ++k) {
-        ChunkDecoder& dk = *d[k];
-        dk.block_idx_ = idx[k] + done;
-        c[k] = VectorLanes{dk.x_, dk.in_.pos, dk.in_.end, idx[k] + done, out[k] + done, kChecksumBlock};
-      }
-      with_layout(8, d[0]->precision_, [&](auto, auto p) {
-        with_bucket_bits(d[0]->t_.bucket_bits(), [&](auto b) {
-          for (;;) {
-            decode_groups<p(), kMaxTogether>(d[0]->t_, c);
-            bool all = true;
-            for (int k = 0; k < n; ++k) all = all && c[k].left >= 8;
-            if (!all) break;
-            for (int k = 0; k < n; ++k) d[k]->one_group<p(), b()>(c[k]);  // the group(s) that stopped the others
+    const bool pair = a.vector_ && b.vector_ && &a.t_ == &b.t_ && a.pos_ == 0 && b.pos_ == 0;
+    for (; pair && a.remaining() >= kChecksumBlock && b.remaining() >= kChecksumBlock; done += kChecksumBlock) {
+      a.block_idx_ = idx_a + done;
+      b.block_idx_ = idx_b + done;
+      VectorLanes c[2] = {{a.x_, a.in_.pos, a.in_.end, idx_a + done, out_a + done, kChecksumBlock},
+                          {b.x_, b.in_.pos, b.in_.end, idx_b + done, out_b + done, kChecksumBlock}};
+      with_layout(8, a.precision_, [&](auto, auto p) {
+        with_bucket_bits(a.t_.bucket_bits(), [&](auto bits) {
+          while (c[0].left >= 8 && c[1].left >= 8) {
+            decode_groups<p(), 2>(a.t_, c);
+            a.one_group<p(), bits()>(c[0]);  // the group(s) that stopped the pair
+            b.one_group<p(), bits()>(c[1]);
           }
-          for (int k = 0; k < n; ++k) d[k]->vector_span<p(), b()>(c[k]);
+          a.vector_span<p(), bits()>(c[0]);
+          b.vector_span<p(), bits()>(c[1]);
         });
       });
-      for (int k = 0; k < n; ++k) {
-        d[k]->in_.pos = c[k].pos;
-        d[k]->end_block(out[k] + done, kChecksumBlock);
-      }
+      a.in_.pos = c[0].pos;
+      b.in_.pos = c[1].pos;
+      a.end_block(out_a + done, kChecksumBlock);
+      b.end_block(out_b + done, kChecksumBlock);
     }
 #endif
-    for (int k = 0; k < n; ++k) d[k]->decode(idx[k] + done, out[k] + done, d[k]->remaining());
+    a.decode(idx_a + done, out_a + done, a.remaining());
+    b.decode(idx_b + done, out_b + done, b.remaining());
   }
 
   // After the last symbol: every word read, every lane back at its start state, and the

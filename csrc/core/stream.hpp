@@ -79,33 +79,27 @@ inline void decode_stream(const SymbolTables& t, const uint8_t* data, size_t siz
     return ChunkDecoder(t, data + layout.chunk_begin[c], layout.chunk_begin[c + 1] - layout.chunk_begin[c],
                         layout.lanes, layout.chunk_size(c), layout.chunk_first_symbol(c));
   };
-  // Two 8-lane chunks a task (ChunkDecoder::decode_together) where every thread still gets one.
+  // Two 8-lane chunks a task (ChunkDecoder::decode_pair) where every thread still gets one.
   const int workers = resolve_threads(threads);
-  const uint64_t together =
-      layout.lanes == kMaxLanes && layout.chunks >= 2 * static_cast<uint64_t>(workers) ? ChunkDecoder::kMaxTogether : 1;
-  parallel_for((layout.chunks + together - 1) / together, workers, [&](size_t task) {
-    const uint64_t c0 = task * together, n = std::min(together, layout.chunks - c0);
-    std::vector<ChunkDecoder> dec;
-    const int32_t* idx_k[ChunkDecoder::kMaxTogether];
-    int32_t* out_k[ChunkDecoder::kMaxTogether];
-    ChunkDecoder* dec_k[ChunkDecoder::kMaxTogether];
+  const uint64_t per_task = layout.lanes == kMaxLanes && layout.chunks >= 2 * static_cast<uint64_t>(workers) ? 2 : 1;
+  parallel_for((layout.chunks + per_task - 1) / per_task, workers, [&](size_t task) {
+    const uint64_t c = task * per_task, first = layout.chunk_first_symbol(c);
+    ChunkDecoder a = open(c);
+    if (per_task == 1 || c + 1 == layout.chunks) {
+      a.decode(idx + first, out + first, layout.chunk_size(c));
+      a.finish();
+      return;
+    }
     try {
-      dec.reserve(n);
-      for (uint64_t k = 0; k < n; ++k) {
-        dec.push_back(open(c0 + k));
-        dec_k[k] = &dec[k];
-        idx_k[k] = idx + layout.chunk_first_symbol(c0 + k);
-        out_k[k] = out + layout.chunk_first_symbol(c0 + k);
-      }
-      ChunkDecoder::decode_together(dec_k, idx_k, out_k, static_cast<int>(n));
-      for (auto& d : dec) d.finish();
-    } catch (...) {  // report the error of the first chunk that has one, as one chunk at a time would
-      for (uint64_t k = 0; k + 1 < n; ++k) {
-        ChunkDecoder alone = open(c0 + k);
-        alone.decode(idx + layout.chunk_first_symbol(c0 + k), out + layout.chunk_first_symbol(c0 + k),
-                     layout.chunk_size(c0 + k));
-        alone.finish();
-      }
+      ChunkDecoder b = open(c + 1);
+      const uint64_t second = layout.chunk_first_symbol(c + 1);
+      ChunkDecoder::decode_pair(a, idx + first, out + first, b, idx + second, out + second);
+      a.finish();
+      b.finish();
+    } catch (...) {  // b's error may have come first: a's, if any, is the one to report
+      ChunkDecoder alone = open(c);
+      alone.decode(idx + first, out + first, layout.chunk_size(c));
+      alone.finish();
       throw;
     }
   });
