@@ -50,7 +50,8 @@ def likelihood_and_grads(eb, fn, v, weights):
     v = v.clone().requires_grad_(True)
     lik = fn(eb, v)
     (lik * weights).sum().backward()
-    return [lik.detach(), v.grad] + [p.grad for p in eb.parameters() if p.grad is not None]
+    # Copies: moving the module to another device afterwards moves its parameters' .grad in place.
+    return [lik.detach(), v.grad] + [p.grad.clone() for p in eb.parameters() if p.grad is not None]
 
 
 # --- the reference path ---------------------------------------------------------------------------
@@ -134,7 +135,12 @@ def test_no_bound():
     eb = bottleneck(likelihood_bound=0)
     v = values_for(3, 100, tail=10)
     lik = fused_path(eb, v)
-    assert torch.allclose(lik, eb.likelihood(v)[0].detach(), rtol=1e-5, atol=0)
+    want = eb.likelihood(v)[0].detach()
+    # Far in the tails a one-ulp difference in exp (another CPU's vector code: 7e-5 relative at
+    # 6e-18 on a Xeon with torch 2.11) is amplified, so the tail is compared less tightly.
+    body = want > 1e-9
+    assert torch.allclose(lik[body], want[body], rtol=1e-5, atol=0)
+    assert torch.allclose(lik, want, rtol=1e-3, atol=0)
     assert lik[:, :, :10].min() < 1e-9  # not clamped
 
 
@@ -264,6 +270,13 @@ def assert_close(got, want, rtol=2e-3):
     assert torch.allclose(got, want, rtol=rtol, atol=1e-5 * max(want.abs().max().item(), 1.0))
 
 
+def assert_sums_close(got, want, rtol=2e-3):
+    """Parameter gradients are sums over 10^5 values in another order: an entry that nearly
+    cancels is off by 1 % in the CPU's own float32 (against float64), but every tensor is within
+    3e-4 of its largest entry, so that is the scale compared against."""
+    assert (got - want).abs().max() <= rtol * want.abs().max()
+
+
 @needs_gpu
 @pytest.mark.parametrize("filters", FILTERS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
@@ -276,7 +289,7 @@ def test_cuda_matches_reference(filters, dtype):
     assert_close(got[0], want[0])
     assert_close(got[1], want[1], rtol=1e-2 if dtype == torch.bfloat16 else 2e-3)  # returned in dtype
     for g, w in zip(got[2:], want[2:]):
-        assert_close(g, w)
+        assert_sums_close(g, w)
 
 
 @needs_gpu
@@ -285,8 +298,10 @@ def test_cuda_bound_rules():
     v = values_for(4, 5000)
     weights = torch.randn(v.shape)
     got, want = cuda_and_reference(eb, v, weights, torch.float32)
-    for g, w in zip(got, want):
+    for g, w in zip(got[:2], want[:2]):
         assert_close(g, w)
+    for g, w in zip(got[2:], want[2:]):
+        assert_sums_close(g, w)
     below = (eb.likelihood(v)[0] < 2e-2).detach()
     assert (got[1][below & (weights > 0)] == 0).all()
 
