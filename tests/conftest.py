@@ -14,6 +14,7 @@ directory on sys.path in its default "prepend" import mode).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import signal
@@ -77,6 +78,19 @@ class Header:
     def code_bytes(self) -> int:
         """Bytes of lane state-size codes per chunk (2 bits per lane)."""
         return (self.lanes + 3) // 4
+
+
+@contextlib.contextmanager
+def avx512_kernels(allow: bool):
+    """The AVX-512 kernels (the 8-lane decoder, the erfc groups) allowed or not, within the block.
+    They must give the portable code's bits, so tests run both and compare."""
+    from ransform import _core
+
+    was = _core._avx512(allow)[1]
+    try:
+        yield
+    finally:
+        _core._avx512(was)
 
 
 def read_varint(data: bytes, pos: int):

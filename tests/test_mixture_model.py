@@ -6,6 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from conftest import avx512_kernels  # noqa: E402
 from ransform import StreamError, kernels  # noqa: E402
 from ransform.entropy_models import GaussianMixtureConditional  # noqa: E402
 from ransform.entropy_models.mixture import join_streams, split_streams  # noqa: E402
@@ -88,7 +89,7 @@ def test_gpu_parameters_give_the_same_bytes():
 
 
 def test_batched_tails_give_the_per_boundary_bits():
-    """The CPU computes a Gaussian mixture row's tails four at a time (detmath_many.hpp); the rows
+    """The CPU computes a Gaussian mixture row's tails 32 at a time (detmath_many.hpp); the rows
     must be the bits of the per-boundary code (mixture.hpp, the GPU's), which gave this digest.
     Scales 0.11-40 and means +-12 reach every erfc branch (series, the three continued-fraction
     depths, and tails skipped past 9.2 scales)."""
@@ -101,8 +102,9 @@ def test_batched_tails_give_the_per_boundary_bits():
     w = torch.rand(n, k, generator=g) + 0.01
     m = torch.randn(n, k, generator=g) * 4
     s = torch.exp(torch.rand(n, k, generator=g) * (math.log(40) - math.log(0.11)) + math.log(0.11))
-    for threads in (1, 2):
-        rows = kernels.mixture_rows(w, m, s, family="gaussian", deviations=6.0, max_symbols=512, precision=16,
-                                    threads=threads)
+    for threads, avx512 in ((1, True), (2, True), (1, False)):  # AVX-512 off: the portable groups
+        with avx512_kernels(avx512):
+            rows = kernels.mixture_rows(w, m, s, family="gaussian", deviations=6.0, max_symbols=512, precision=16,
+                                        threads=threads)
         digest = hashlib.sha256(b"".join(np.ascontiguousarray(np.asarray(a)).tobytes() for a in rows)).hexdigest()
         assert digest == "280028205f3c737ff643be69d6086b6d3737596d98625732863809915c0e76b9"

@@ -7,32 +7,21 @@ tests still check round trips.
 """
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import pytest
 import ransform
 import reference_decoder as ref
-from conftest import gaussian_latent, parse_header
+from conftest import avx512_kernels, gaussian_latent, parse_header
 from ransform import _core
 
-HAVE_VECTOR = _core._vector_lanes()[0]
-
-
-@contextlib.contextmanager
-def vector_decode(allow: bool):
-    was = _core._vector_lanes(allow)[1]
-    try:
-        yield
-    finally:
-        _core._vector_lanes(was)
+HAVE_VECTOR = _core._avx512()[0]
 
 
 def decoded_both_ways(fn):
     """(result or error text) with the vector decoder, then without it."""
     results = []
     for allow in (True, False):
-        with vector_decode(allow):
+        with avx512_kernels(allow):
             try:
                 results.append(np.asarray(fn()).copy())
             except ValueError as e:
@@ -136,7 +125,7 @@ def test_bad_index_in_a_pair_is_reported_at_its_position(rng):
 
 
 def test_switch_reports_the_cpu():
-    has, allowed = _core._vector_lanes()
+    has, allowed = _core._avx512()
     assert allowed is True  # on unless a test turned it off
     assert has == HAVE_VECTOR
 

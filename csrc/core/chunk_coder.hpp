@@ -275,7 +275,7 @@ class ChunkDecoder {
   static void decode_pair(ChunkDecoder& a, const int32_t* idx_a, int32_t* out_a, ChunkDecoder& b, const int32_t* idx_b,
                           int32_t* out_b) {
     size_t done = 0;
-#ifdef RANSFORM_VECTOR_LANES
+#ifdef RANSFORM_AVX512_KERNELS
     const bool pair = a.vector_ && b.vector_ && &a.t_ == &b.t_ && a.pos_ == 0 && b.pos_ == 0;
     for (; pair && a.remaining() >= kChecksumBlock && b.remaining() >= kChecksumBlock; done += kChecksumBlock) {
       a.block_idx_ = idx_a + done;
@@ -379,7 +379,7 @@ class ChunkDecoder {
   // code in between.
   template <int P, int B>
   size_t run_vector(const int32_t* idx, int32_t* out, size_t i, size_t m) {
-#ifdef RANSFORM_VECTOR_LANES
+#ifdef RANSFORM_AVX512_KERNELS
     VectorLanes c{x_, in_.pos, in_.end, idx + i, out + i, m - i};
     vector_span<P, B>(c);
     in_.pos = c.pos;
@@ -388,7 +388,7 @@ class ChunkDecoder {
     return i;
   }
 
-#ifdef RANSFORM_VECTOR_LANES
+#ifdef RANSFORM_AVX512_KERNELS
   // Decodes c's groups until fewer than 8 symbols are left.
   template <int P, int B>
   void vector_span(VectorLanes& c) {

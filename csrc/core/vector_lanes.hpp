@@ -16,51 +16,32 @@
 // alone cost about what the scalar encoder takes (a version that ran: 218 against 244 Msym/s).
 #pragma once
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
+#include "core/cpu_features.hpp"
 #include "core/rans.hpp"
 #include "core/symbol_tables.hpp"
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef RANSFORM_AVX512_KERNELS
 #include <immintrin.h>
-#define RANSFORM_VECTOR_LANES 1
 #endif
 
 namespace ransform {
 
-// Off only to compare with the scalar code (tests, benchmarks); the output is the same either way.
-inline std::atomic<bool>& vector_lanes_allowed() {
-  static std::atomic<bool> allowed{true};
-  return allowed;
-}
-
-inline bool cpu_has_vector_lanes() {
-#ifdef RANSFORM_VECTOR_LANES
-  static const bool has =
-      __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-  return has;
-#else
-  return false;
-#endif
-}
-
 // Whether the kernel may decode an 8-lane chunk with table t: it finds a row's block as
 // index * stride in 32-bit arithmetic.
 inline bool use_vector_lanes(const SymbolTables& t, int lanes) {
-  return lanes == 8 && cpu_has_vector_lanes() && vector_lanes_allowed().load() &&
-         t.rows() * t.dec_stride() < (size_t{1} << 31);
+  return lanes == 8 && use_avx512() && t.rows() * t.dec_stride() < (size_t{1} << 31);
 }
 
-#ifdef RANSFORM_VECTOR_LANES
+#ifdef RANSFORM_AVX512_KERNELS
 // GCC 12's AVX-512 intrinsics start from a deliberately undefined vector that its own
 // -Wmaybe-uninitialized then reports at every use; the warnings are about its header.
 #pragma GCC diagnostic push
 #if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
-#define RANSFORM_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,popcnt")))
 
 // One chunk as the vector kernels see it: states, input cursor, and the indexes and output of
 // the symbols still to decode in this call.

@@ -158,17 +158,17 @@ void bind_coder(py::module_& m) {
       },
       py::arg("data"), py::arg("indexes"), py::arg("table"), py::arg("threads") = 1, py::arg("out") = py::none());
 
-  // For tests and benchmarks: the vector and scalar code give the same bytes and symbols, so only
-  // they need the switch.
+  // For tests and benchmarks: the AVX-512 kernels and the portable code give the same bytes,
+  // symbols and table rows, so only they need the switch.
   m.def(
-      "_vector_lanes",
+      "_avx512",
       [](const py::object& allow) {
-        const bool was = vector_lanes_allowed().load();
-        if (!allow.is_none()) vector_lanes_allowed().store(allow.cast<bool>());
-        return py::make_tuple(cpu_has_vector_lanes(), was);
+        const bool was = avx512_allowed().load();
+        if (!allow.is_none()) avx512_allowed().store(allow.cast<bool>());
+        return py::make_tuple(cpu_has_avx512(), was);
       },
       py::arg("allow") = py::none(),
-      "(whether this CPU has the 8-lane vector kernels, whether they were allowed); allow=True/False "
+      "(whether this CPU runs the AVX-512 kernels, whether they were allowed); allow=True/False "
       "turns them on or off for later calls.");
 
   m.def(
