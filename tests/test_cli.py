@@ -92,6 +92,25 @@ def test_convert_portable_makes_compressai_checkpoints_decode_anywhere(tmp_path,
     assert diff.abs().max() <= 1
 
 
+def test_convert_calibrates_with_threads_and_refuses_a_device_it_lacks(tmp_path, capsys):
+    args = ["convert", str(FIXTURES / "mbt2018-mean.pt"), "-o", str(tmp_path / "p.pth"), "--model", "mbt2018-mean",
+            "--portable"]
+    before = torch.get_num_threads()
+    try:
+        assert cli.main(args + ["--threads", "1"]) == 0
+    finally:
+        torch.set_num_threads(before)
+    path = next(tmp_path.glob("p-*.pth"))
+    assert codec.load_model(checkpoint=str(path)).net.coding_mode == "portable"
+    if not torch.cuda.is_available():
+        capsys.readouterr()
+        assert cli.main(args + ["--device", "cuda", "-f"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--device cuda" in err and "use --device cpu" in err
+    assert cli.main(args + ["--device", "tpu", "-f"]) == 2
+    assert "--device tpu: not a device" in capsys.readouterr().err
+
+
 def test_threads_change_the_speed_not_the_files(tmp_path, capsys):
     """--threads on the commands that run a model: the same .rfm bytes and pixels for any count."""
     import torch

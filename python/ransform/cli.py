@@ -510,6 +510,8 @@ def convert_cmd(args) -> int:
 
     from ransform import codec
 
+    if args.device != "cpu":
+        _check_device(args.device)  # before the checkpoint is read
     model = codec.load_model(args.model, None, args.checkpoint)
     weights = model.net.state_dict()
     if args.half:  # parameters only: buffers (scale table, coder tables) must stay exact
@@ -520,8 +522,8 @@ def convert_cmd(args) -> int:
         weights = {k: halved[k] if k in params else v for k, v in model.net.state_dict().items()}
     if args.portable:  # after halving: calibrate the float model that loading the file gives
         images = codec.calibration_images(args.calibration, args.calibration_images)
-        model.net.make_portable(images)
-        weights.update({k: v for k, v in model.net.state_dict().items() if k.startswith("portable.")})
+        _configured(model, args).net.make_portable(images)  # on --device, with --threads
+        weights.update({k: v.cpu() for k, v in model.net.state_dict().items() if k.startswith("portable.")})
     state = {"model": model.name, "quality": model.quality, "state_dict": weights}
     buffer = io.BytesIO()
     torch.save(state, buffer)
@@ -764,6 +766,7 @@ def _add_convert(sub) -> None:
                    "decode on every machine (docs/guide/portable.md)")
     p.add_argument("--calibration", help="folder of images to calibrate --portable on (default: the bundled photo)")
     p.add_argument("--calibration-images", type=_positive_int, default=8, help="how many of its images (default 8)")
+    _threads_option(p)
     _force_option(p)
     p.set_defaults(run=convert_cmd)
 
