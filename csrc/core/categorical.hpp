@@ -54,10 +54,11 @@ inline SymbolTables categorical_from_frequencies(const uint32_t* freqs, int64_t 
                                                  const int32_t* lengths, const int32_t* offsets, bool has_escape,
                                                  int precision) {
   SymbolTables t(precision, SymbolTables::bucket_bits_for(static_cast<size_t>(rows)));
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t len = checked_row_length(lengths, r, width);
-    t.add_row(offsets[r], std::vector<uint32_t>(freqs + r * width, freqs + r * width + len), has_escape);
-  }
+  size_t symbols = 0;
+  for (int64_t r = 0; r < rows; ++r) symbols += static_cast<size_t>(checked_row_length(lengths, r, width));
+  t.reserve(static_cast<size_t>(rows), symbols);
+  for (int64_t r = 0; r < rows; ++r)
+    t.add_row(offsets[r], freqs + r * width, static_cast<size_t>(lengths[r]), has_escape);
   return t;
 }
 

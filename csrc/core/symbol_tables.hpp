@@ -28,6 +28,7 @@
 #pragma once
 
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,30 @@
 #include "core/rans.hpp"
 
 namespace ransform {
+
+struct SymbolTablesPrecisions {
+  static constexpr int kMin = 12, kMax = 16, kCount = kMax - kMin + 1;
+};
+
+// -q log2 q for q = f / 2^precision, f = 1 .. 2^precision: a row's entropy is the sum of its
+// symbols' terms, and a table of one row per element (a mixture's) would otherwise spend most
+// of its build in log2. Computed once per precision by the expression the rows used before, so
+// every sum keeps its bits.
+inline const std::vector<double>& entropy_terms(int precision) {
+  static const std::vector<double>* terms[SymbolTablesPrecisions::kCount] = {};
+  static std::once_flag once[SymbolTablesPrecisions::kCount];
+  const int i = precision - SymbolTablesPrecisions::kMin;
+  std::call_once(once[i], [&] {
+    const uint64_t total = uint64_t{1} << precision;
+    auto* t = new std::vector<double>(total + 1, 0.0);  // lives as long as the process, like the tables
+    for (uint64_t f = 1; f <= total; ++f) {
+      const double q = static_cast<double>(f) / static_cast<double>(total);
+      (*t)[f] = q * detmath::log2(q);
+    }
+    terms[i] = t;
+  });
+  return *terms[i];
+}
 
 // 16 bytes, so that a row is one shift away from its index.
 struct RowInfo {
@@ -48,8 +73,8 @@ static_assert(sizeof(RowInfo) == 16, "rows are 16 bytes");
 
 class SymbolTables {
  public:
-  static constexpr int kMinPrecision = 12;
-  static constexpr int kMaxPrecision = 16;
+  static constexpr int kMinPrecision = SymbolTablesPrecisions::kMin;
+  static constexpr int kMaxPrecision = SymbolTablesPrecisions::kMax;
   static constexpr int kBucketBits = 8;     // tables of few rows
   static constexpr int kFewBucketBits = 4;  // tables of many rows
   static constexpr size_t kManyRows = 4096;
@@ -64,11 +89,25 @@ class SymbolTables {
     if (bucket_bits < kFewBucketBits || bucket_bits > kBucketBits) throw InputError("bucket_bits must be 4..8");
   }
 
+  // Room for `rows` more rows of `symbols` entries in all (escapes included), so that a table
+  // of many rows is built without its arrays growing (and copied) along the way.
+  void reserve(size_t rows, size_t symbols) {
+    rows_.reserve(rows_.size() + rows);
+    escape_.reserve(escape_.size() + rows);
+    entropy_.reserve(entropy_.size() + rows);
+    enc_.reserve(enc_.size() + symbols);
+    cdf_.reserve(cdf_.size() + symbols + rows);
+    dec_.reserve(dec_.size() + rows * dec_stride_);
+  }
+
   // Appends a row from integer frequencies (each >= 1, summing to 2^precision).
   // freqs has nsym entries, plus one for the escape symbol when has_escape.
   void add_row(int32_t offset, const std::vector<uint32_t>& freqs, bool has_escape) {
+    add_row(offset, freqs.data(), freqs.size(), has_escape);
+  }
+
+  void add_row(int32_t offset, const uint32_t* freqs, size_t ntot, bool has_escape) {
     const uint64_t total = uint64_t{1} << precision_;
-    const size_t ntot = freqs.size();
     if (ntot == 0 || ntot > total || (has_escape && ntot < 2))
       throw InputError("row " + std::to_string(rows_.size()) + " has an invalid alphabet size");
     const uint32_t nsym = static_cast<uint32_t>(ntot - (has_escape ? 1 : 0));
@@ -77,13 +116,23 @@ class SymbolTables {
     if (cdf_.size() + ntot + 1 > UINT32_MAX || dec_.size() + dec_stride_ > INT32_MAX)
       throw InputError("tables too large");
     const RowInfo row{offset, nsym, static_cast<uint32_t>(cdf_.size()), static_cast<uint32_t>(enc_.size())};
-    std::vector<uint32_t> cdf{0};
-    for (size_t s = 0; s < ntot; ++s) {
-      if (freqs[s] == 0) throw InputError("every symbol needs a frequency of at least 1");
-      if (cdf.back() + uint64_t{freqs[s]} > total) break;
-      cdf.push_back(cdf.back() + freqs[s]);
+    // The row's cdf goes straight into cdf_; a row found invalid is taken back out.
+    const size_t base = cdf_.size();
+    cdf_.push_back(0);
+    uint64_t sum = 0;
+    for (size_t s = 0; s < ntot && sum <= total; ++s) {
+      if (freqs[s] == 0) {
+        cdf_.resize(base);
+        throw InputError("every symbol needs a frequency of at least 1");
+      }
+      sum += freqs[s];
+      cdf_.push_back(static_cast<uint32_t>(sum));
     }
-    if (cdf.size() != ntot + 1 || cdf.back() != total) throw InputError("frequencies must sum to 2^precision");
+    if (cdf_.size() - base != ntot + 1 || sum != total) {
+      cdf_.resize(base);
+      throw InputError("frequencies must sum to 2^precision");
+    }
+    const uint32_t* cdf = cdf_.data() + base;
     for (size_t s = 0; s < ntot; ++s) enc_.push_back(EncSymbol::make(cdf[s], freqs[s], precision_));
 
     // Walk symbols and buckets together (see the layout of bucket[] above).
@@ -98,13 +147,10 @@ class SymbolTables {
     }
     dec_.push_back(ntot - 1);
     dec_.push_back(static_cast<uint32_t>(offset) | uint64_t{nsym} << 32);
-    cdf_.insert(cdf_.end(), cdf.begin(), cdf.end());
 
+    const double* terms = entropy_terms(precision_).data();
     double entropy = 0.0;
-    for (size_t k = 0; k < ntot; ++k) {
-      const double q = static_cast<double>(freqs[k]) / static_cast<double>(total);
-      entropy -= q * detmath::log2(q);
-    }
+    for (size_t k = 0; k < ntot; ++k) entropy -= terms[freqs[k]];
     entropy_.push_back(entropy);
     escape_.push_back(has_escape);
     rows_.push_back(row);
