@@ -42,10 +42,10 @@ struct SymbolTablesPrecisions {
   static constexpr int kMin = 12, kMax = 16, kCount = kMax - kMin + 1;
 };
 
-// -q log2 q for q = f / 2^precision, f = 1 .. 2^precision: a row's entropy is the sum of its
-// symbols' terms, and a table of one row per element (a mixture's) would otherwise spend most
-// of its build in log2. Computed once per precision by the expression the rows used before, so
-// every sum keeps its bits.
+// q log2 q for q = f / 2^precision, f = 1 .. 2^precision, once per precision: a row's entropy
+// is minus the sum of its symbols' terms, and a table of one row per element (a mixture's)
+// would otherwise spend most of its build in log2. Each term is the expression a row would
+// evaluate for itself, so the sums have the same bits either way.
 inline const std::vector<double>& entropy_terms(int precision) {
   static const std::vector<double>* terms[SymbolTablesPrecisions::kCount] = {};
   static std::once_flag once[SymbolTablesPrecisions::kCount];
