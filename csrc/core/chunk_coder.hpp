@@ -206,7 +206,7 @@ class ChunkEncoder {
   // A value outside its row: the escape code, or an error for a row without one.
   RANSFORM_COLD EscapeState put_outside(uint64_t x, uint32_t* out, int32_t value, int32_t r, uint64_t pos) const {
     if (!t_.has_escape(r)) throw_no_escape(pos, value, r, t_.row(r));
-    return enc_put_escape(x, out, t_, t_.row(r), value);
+    return enc_put_escape(x, out, t_, t_.row(r), value, t_.version());
   }
 
   const SymbolTables& t_;
@@ -219,12 +219,15 @@ class ChunkEncoder {
 // Decodes one chunk, possibly over several calls (the incremental decoder).
 class ChunkDecoder {
  public:
-  ChunkDecoder(const SymbolTables& t, const uint8_t* body, size_t size, int lanes, uint64_t count, uint64_t first)
+  // version: the stream's format version, which says how escaped values are coded.
+  ChunkDecoder(const SymbolTables& t, const uint8_t* body, size_t size, int version, int lanes, uint64_t count,
+               uint64_t first)
       : t_(t),
         rows_(t.row_data()),
         dec_(t.dec()),
         nrows_(static_cast<uint32_t>(t.rows())),
         precision_(t.precision()),
+        version_(version),
         lanes_(lanes),
         count_(count),
         first_(first),
@@ -471,7 +474,7 @@ class ChunkDecoder {
     else
       in.refill_unchecked(x);
     if (s < row.nsym) return row.offset + static_cast<int32_t>(s);
-    const EscapeResult esc = dec_get_escape(x, in, row);
+    const EscapeResult esc = dec_get_escape(x, in, row, version_);
     x = esc.x;
     in.pos = esc.pos;
     return esc.value;
@@ -482,6 +485,7 @@ class ChunkDecoder {
   const uint64_t* dec_;
   uint32_t nrows_;
   int precision_;
+  int version_;
   int lanes_;
   uint64_t count_;
   uint64_t first_;

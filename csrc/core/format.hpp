@@ -1,7 +1,7 @@
 // format.hpp: the stream header and how a stream is cut into chunks and lanes.
 // docs/FORMAT.md is the specification; this file implements it.
 //
-//   byte 0        version (3 bits, = 1) << 5 | (precision - 12) (3 bits) << 2 | log2(lanes) (2 bits)
+//   byte 0        version (3 bits, 1 or 2) << 5 | (precision - 12) (3 bits) << 2 | log2(lanes) (2 bits)
 //   varint        n, the number of symbols (LEB128: 7 bits per byte, low group first)
 //   if n > 0:
 //     varint      chunks - 1
@@ -19,7 +19,10 @@
 
 namespace ransform {
 
-inline constexpr int kFormatVersion = 1;
+// The newest stream version, the one written by default; a reader takes 1 .. kFormatVersion.
+// Version 2 changed the bits after an escape symbol (escape.hpp) and the scale tables' escape
+// frequency (scale_rows.hpp); everything else is version 1's.
+inline constexpr int kFormatVersion = 2;
 inline constexpr int kMaxLanes = 8;
 inline constexpr uint64_t kMaxChunkSymbols = uint64_t{1} << 21;  // encoder's chunking target
 
@@ -48,6 +51,7 @@ inline uint64_t get_varint(const uint8_t*& p, const uint8_t* end) {
 }
 
 struct StreamLayout {
+  int version = kFormatVersion;
   int precision = 16;
   int lanes = 1;
   uint64_t symbols = 0;
@@ -101,7 +105,7 @@ inline std::vector<uint8_t> write_header(const StreamLayout& layout, const std::
   std::vector<uint8_t> h;
   int log2_lanes = 0;
   while ((1 << log2_lanes) < layout.lanes) ++log2_lanes;
-  h.push_back(static_cast<uint8_t>(kFormatVersion << 5 | (layout.precision - 12) << 2 | log2_lanes));
+  h.push_back(static_cast<uint8_t>(layout.version << 5 | (layout.precision - 12) << 2 | log2_lanes));
   put_varint(h, layout.symbols);
   if (layout.symbols == 0) return h;
   put_varint(h, layout.chunks - 1);
@@ -115,10 +119,11 @@ inline StreamLayout read_header(const uint8_t* data, size_t size) {
   const uint8_t* p = data;
   const uint8_t* end = data + size;
   const uint8_t b0 = *p++;
-  if ((b0 >> 5) != kFormatVersion)
+  if ((b0 >> 5) < 1 || (b0 >> 5) > kFormatVersion)
     throw StreamError("not a ransform stream, or one of an unsupported format version (" + std::to_string(b0 >> 5) +
-                      "; this build reads version 1)");
+                      "; this build reads versions 1 and 2)");
   StreamLayout layout;
+  layout.version = b0 >> 5;
   layout.precision = 12 + ((b0 >> 2) & 7);
   if (layout.precision > 16) throw StreamError("stream is corrupted (precision field out of range)");
   layout.lanes = 1 << (b0 & 3);

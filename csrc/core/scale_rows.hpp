@@ -77,13 +77,24 @@ RANSFORM_HD inline int32_t best_radius(const double* tails, int32_t bound, int p
   return best;
 }
 
-// One table row: the family at `scale` with support bound `bound` (support_radius of the
-// tail mass). Writes the 2R + 2 frequencies (-R..R, then escape) to freqs; returns R.
-RANSFORM_HD inline int32_t build_scale_row(Family family, double scale, int32_t bound, int precision, RowScratch s,
-                                           uint32_t* freqs) {
+// Format version 2 quantizes a row with its escape's probability raised to at least this, by
+// the row's radius: values past a trained model's rows are far likelier than the family's tails
+// say (the shipped models escape 75-132 times per million values), and an escape symbol of
+// 2^-12 costs 12 bits instead of up to 16 (benchmarks/escapes.py). Narrow rows, whose other
+// symbols cost a fraction of a bit, pay most for the escape's share, so they get less.
+RANSFORM_HD inline double escape_probability_floor_v2(int32_t radius) {
+  return radius >= 2 ? 1.0 / 4096.0 : radius == 1 ? 1.0 / 16384.0 : 0.0;
+}
+
+// One table row of format version `version`: the family at `scale` with support bound `bound`
+// (support_radius of the tail mass). Writes the 2R + 2 frequencies (-R..R, then escape) to
+// freqs; returns R. The radius is chosen the same way in both versions.
+RANSFORM_HD inline int32_t build_scale_row(Family family, double scale, int32_t bound, int precision, int version,
+                                           RowScratch s, uint32_t* freqs) {
   half_integer_tails_into(family, scale, bound, s.tails);
   const int32_t r = best_radius(s.tails, bound, precision, s);
   pmf_from_tails_into(s.tails, r, s.p);
+  if (version >= 2) s.p[2 * r + 1] = ::fmax(s.p[2 * r + 1], escape_probability_floor_v2(r));
   quantize_pmf_into(s.p, 2 * r + 2, precision, freqs, s.quantize);
   return r;
 }
@@ -140,7 +151,8 @@ inline std::vector<int32_t> support_bounds(Family family, const std::vector<floa
 }
 
 // The CPU builder (the GPU's, csrc/cuda/tables.cu, runs the same row functions).
-inline ScaleRows build_scale_rows(Family family, const std::vector<float>& scales, int precision, double tail_mass) {
+inline ScaleRows build_scale_rows(Family family, const std::vector<float>& scales, int precision, double tail_mass,
+                                  int version) {
   ScaleRows rows;
   std::vector<double> scratch;
   for (int32_t bound : support_bounds(family, scales, precision, tail_mass)) {
@@ -148,7 +160,7 @@ inline ScaleRows build_scale_rows(Family family, const std::vector<float>& scale
     std::vector<uint32_t> f(2 * static_cast<size_t>(bound) + 2);
     const double scale = scales[rows.radius.size()];
     const int32_t r =
-        build_scale_row(family, scale, bound, precision, carve_row_scratch(scratch.data(), bound), f.data());
+        build_scale_row(family, scale, bound, precision, version, carve_row_scratch(scratch.data(), bound), f.data());
     f.resize(2 * static_cast<size_t>(r) + 2);
     rows.radius.push_back(r);
     rows.freqs.push_back(std::move(f));

@@ -123,10 +123,13 @@ class ScaleTable {
   // the bound with the least expected code length, escapes and exp-Golomb bits included
   // (scale_rows.hpp). `rows`, when given, are rows built elsewhere (the GPU) from the same
   // arguments; they are checked for shape and validity, not recomputed.
-  ScaleTable(Family family, std::vector<float> scales, int precision, double tail_mass, const ScaleRows* rows = nullptr)
+  // `version` is the format version whose rows it holds and whose streams it writes and reads.
+  ScaleTable(Family family, std::vector<float> scales, int precision, double tail_mass, int version = kFormatVersion,
+             const ScaleRows* rows = nullptr)
       : family_(family), scales_(std::move(scales)), tail_mass_(tail_mass), tables_(precision) {
     check_arguments(scales_, precision, tail_mass);
-    const ScaleRows built = rows ? ScaleRows{} : build_scale_rows(family_, scales_, precision, tail_mass_);
+    tables_.set_version(version, /*rows_of_version=*/true);
+    const ScaleRows built = rows ? ScaleRows{} : build_scale_rows(family_, scales_, precision, tail_mass_, version);
     const ScaleRows& use = rows ? *rows : built;
     if (use.radius.size() != scales_.size() || use.freqs.size() != scales_.size() ||
         use.crossings.size() + 1 != scales_.size())

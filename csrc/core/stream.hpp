@@ -48,7 +48,8 @@ struct EncodedStream {
 
 inline EncodedStream encode_stream(const SymbolTables& t, const int32_t* sym, const int32_t* idx, uint64_t n,
                                    int threads) {
-  const StreamLayout layout = choose_layout(t.precision(), n, expected_bytes(t, idx, n));
+  StreamLayout layout = choose_layout(t.precision(), n, expected_bytes(t, idx, n));
+  layout.version = t.version();
   EncodedStream result;
   result.chunks.resize(layout.chunks);
   const ChunkEncoder encoder(t);
@@ -62,10 +63,19 @@ inline EncodedStream encode_stream(const SymbolTables& t, const int32_t* sym, co
   return result;
 }
 
-inline void check_stream_matches(const SymbolTables& t, const StreamLayout& layout, uint64_t n) {
+// The table must be one the stream was coded with: same precision, and a version it decodes.
+inline void check_table_matches(const SymbolTables& t, const StreamLayout& layout) {
+  if (!t.decodes_version(layout.version))
+    throw StreamError("stream is format version " + std::to_string(layout.version) +
+                      " but the table's rows are version " + std::to_string(t.version()) +
+                      "'s: build it with version=" + std::to_string(layout.version));
   if (layout.precision != t.precision())
     throw StreamError("stream was coded at precision " + std::to_string(layout.precision) +
                       " but the table has precision " + std::to_string(t.precision()));
+}
+
+inline void check_stream_matches(const SymbolTables& t, const StreamLayout& layout, uint64_t n) {
+  check_table_matches(t, layout);
   if (layout.symbols != n)
     throw StreamError("stream holds " + std::to_string(layout.symbols) + " symbols but " + std::to_string(n) +
                       " indexes were given");
@@ -77,7 +87,7 @@ inline void decode_stream(const SymbolTables& t, const uint8_t* data, size_t siz
   check_stream_matches(t, layout, n);
   auto open = [&](uint64_t c) {
     return ChunkDecoder(t, data + layout.chunk_begin[c], layout.chunk_begin[c + 1] - layout.chunk_begin[c],
-                        layout.lanes, layout.chunk_size(c), layout.chunk_first_symbol(c));
+                        layout.version, layout.lanes, layout.chunk_size(c), layout.chunk_first_symbol(c));
   };
   // Two 8-lane chunks a task (ChunkDecoder::decode_pair) where every thread still gets one.
   const int workers = resolve_threads(threads);
@@ -111,9 +121,7 @@ class StreamDecoder {
  public:
   StreamDecoder(const SymbolTables& t, std::vector<uint8_t> data) : t_(t), data_(std::move(data)) {
     layout_ = read_header(data_.data(), data_.size());
-    if (layout_.precision != t.precision())
-      throw StreamError("stream was coded at precision " + std::to_string(layout_.precision) +
-                        " but the table has precision " + std::to_string(t.precision()));
+    check_table_matches(t, layout_);
   }
 
   uint64_t symbols() const { return layout_.symbols; }
@@ -142,7 +150,7 @@ class StreamDecoder {
   void open_next_chunk() {
     const uint64_t c = next_chunk_++;
     chunk_.reset(new ChunkDecoder(t_, data_.data() + layout_.chunk_begin[c],
-                                  layout_.chunk_begin[c + 1] - layout_.chunk_begin[c], layout_.lanes,
+                                  layout_.chunk_begin[c + 1] - layout_.chunk_begin[c], layout_.version, layout_.lanes,
                                   layout_.chunk_size(c), layout_.chunk_first_symbol(c)));
   }
 
@@ -168,7 +176,7 @@ inline double ideal_bits(const SymbolTables& t, const int32_t* sym, const int32_
     if (v < row.nsym) {
       bits -= std::log2((cdf[v + 1] - cdf[v]) / total);
     } else if (t.has_escape(static_cast<uint32_t>(idx[i]))) {
-      bits += escape_extra_bits(row, sym[i]) - std::log2((cdf[row.nsym + 1] - cdf[row.nsym]) / total);
+      bits += escape_extra_bits(row, sym[i], t.version()) - std::log2((cdf[row.nsym + 1] - cdf[row.nsym]) / total);
     } else {
       throw InputError("symbols[" + std::to_string(i) + "] is outside its row's range and the row has no escape");
     }

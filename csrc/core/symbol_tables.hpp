@@ -34,6 +34,7 @@
 
 #include "core/detmath.hpp"
 #include "core/error.hpp"
+#include "core/format.hpp"
 #include "core/rans.hpp"
 
 namespace ransform {
@@ -156,6 +157,19 @@ class SymbolTables {
     rows_.push_back(row);
   }
 
+  // The stream version this table writes (format.hpp), and whether its rows are that version's
+  // alone: a scale table's escape frequency changed in version 2, so a stream of the other
+  // version does not decode with it (with other tables either version does).
+  void set_version(int version, bool rows_of_version) {
+    if (version < 1 || version > kFormatVersion)
+      throw InputError("format version must be 1.." + std::to_string(kFormatVersion) + ", got " +
+                       std::to_string(version));
+    version_ = version;
+    rows_of_version_ = rows_of_version;
+  }
+  int version() const { return version_; }
+  bool decodes_version(int version) const { return !rows_of_version_ || version == version_; }
+
   int precision() const { return precision_; }
   int bucket_bits() const { return bucket_bits_; }
   uint32_t dec_stride() const { return dec_stride_; }  // a row's block: buckets, search bound, range
@@ -178,6 +192,8 @@ class SymbolTables {
   }
 
  private:
+  int version_ = kFormatVersion;
+  bool rows_of_version_ = false;
   int precision_;
   int bucket_bits_;
   uint32_t dec_stride_;

@@ -46,12 +46,12 @@ __global__ void bounds_kernel(Family family, const float* scales, int rows, int 
 
 // Row j works in scratch + scratch_at[j] (8-byte units) and writes its frequencies at freqs + freqs_at[j].
 __global__ void rows_kernel(Family family, const float* scales, const int32_t* bounds, int rows, int precision,
-                            double* scratch, const uint64_t* scratch_at, uint32_t* freqs, const uint64_t* freqs_at,
-                            int32_t* radius) {
+                            int version, double* scratch, const uint64_t* scratch_at, uint32_t* freqs,
+                            const uint64_t* freqs_at, int32_t* radius) {
   const int j = blockIdx.x * blockDim.x + threadIdx.x;
   if (j >= rows) return;
   const RowScratch s = carve_row_scratch(scratch + scratch_at[j], bounds[j]);
-  radius[j] = build_scale_row(family, scales[j], bounds[j], precision, s, freqs + freqs_at[j]);
+  radius[j] = build_scale_row(family, scales[j], bounds[j], precision, version, s, freqs + freqs_at[j]);
 }
 
 // Pair j (rows j, j + 1): code lengths of both rows, then the crossing by bisection.
@@ -112,7 +112,7 @@ void mixture_frequencies(const MixtureParams& q, const float* w, const float* m,
 }
 
 ScaleRows build_scale_rows(Family family, const std::vector<float>& scales, int precision, double tail_mass,
-                           cudaStream_t stream) {
+                           int version, cudaStream_t stream) {
   const int rows = static_cast<int>(scales.size());
   DeviceArray<float> d_scales(rows);
   DeviceArray<int32_t> d_bounds(rows), d_radius(rows);
@@ -133,7 +133,7 @@ ScaleRows build_scale_rows(Family family, const std::vector<float>& scales, int 
   DeviceArray<uint64_t> d_scratch_at(rows + 1), d_freqs_at(rows + 1);
   upload(d_scratch_at, scratch_at, stream);
   upload(d_freqs_at, freqs_at, stream);
-  rows_kernel<<<blocks_for(rows), kThreads, 0, stream>>>(family, d_scales.data, d_bounds.data, rows, precision,
+  rows_kernel<<<blocks_for(rows), kThreads, 0, stream>>>(family, d_scales.data, d_bounds.data, rows, precision, version,
                                                          d_scratch.data, d_scratch_at.data, d_freqs.data,
                                                          d_freqs_at.data, d_radius.data);
   check(cudaGetLastError(), "rows kernel");

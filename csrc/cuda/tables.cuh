@@ -14,10 +14,11 @@
 
 namespace ransform::cuda {
 
-// The rows and crossings of a scale table (see ScaleTable), one GPU thread per row / pair.
-// Host in, host out: the inputs are a few hundred scales. Throws std::runtime_error on CUDA errors.
+// The rows and crossings of a scale table of format version `version` (see ScaleTable), one
+// GPU thread per row / pair. Host in, host out: the inputs are a few hundred scales. Throws
+// std::runtime_error on CUDA errors.
 ScaleRows build_scale_rows(Family family, const std::vector<float>& scales, int precision, double tail_mass,
-                           cudaStream_t stream);
+                           int version, cudaStream_t stream);
 
 // Per-element mixture rows on device arrays of n x K weights, means and scales (row-major):
 // mixture_support writes offsets and lengths (and sets *invalid to 1 when an element's

@@ -23,20 +23,23 @@ using py_cuda::ptr;
 void bind_tables(py::module_& m) {
   m.def(
       "build_scale_rows",
-      [](const std::string& family, const py::handle& scales_obj, int precision, double tail_mass,
+      [](const std::string& family, const py::handle& scales_obj, int precision, double tail_mass, int version,
          std::uintptr_t stream) {
         auto a = py_arrays::contiguous<float>(scales_obj, "scales", "float32");
         const std::vector<float> scales(a.data(), a.data() + a.size());
         ScaleTable::check_arguments(scales, precision, tail_mass);  // the GPU gets only what the CPU accepts
+        if (version < 1 || version > kFormatVersion) throw py::value_error("unknown format version");
         const Family f = family_from_name(family);
         ScaleRows rows;
         {
           py::gil_scoped_release release;
-          rows = cuda::build_scale_rows(f, scales, precision, tail_mass, reinterpret_cast<cudaStream_t>(stream));
+          rows =
+              cuda::build_scale_rows(f, scales, precision, tail_mass, version, reinterpret_cast<cudaStream_t>(stream));
         }
         return py_arrays::scale_rows_to_python(rows);
       },
-      py::arg("family"), py::arg("scales"), py::arg("precision"), py::arg("tail_mass"), py::arg("stream"),
+      py::arg("family"), py::arg("scales"), py::arg("precision"), py::arg("tail_mass"), py::arg("version"),
+      py::arg("stream"),
       "The rows and crossings of a scale table built on the GPU: (radius, flat frequencies, crossings).");
   m.def(
       "mixture_support",

@@ -21,6 +21,12 @@ using py_tables::Table;
 
 namespace {
 
+void check_version(int version) {
+  if (version < 1 || version > kFormatVersion)
+    throw py::value_error("version must be 1 or " + std::to_string(kFormatVersion) +
+                          " (a stream format version), got " + std::to_string(version));
+}
+
 void check_row(const SymbolTables& t, int64_t row) {
   if (row < 0 || static_cast<uint64_t>(row) >= t.rows())
     throw py::index_error("row " + std::to_string(row) + " out of range for " + std::to_string(t.rows()) + " rows");
@@ -81,6 +87,7 @@ std::vector<float> scales_or_default(const py::object& scales) {
 void bind_tables(py::module_& m) {
   py::class_<Table, std::shared_ptr<Table>>(m, "Table", "A set of quantized distributions, one per row.")
       .def_property_readonly("precision", [](const Table& t) { return t.symbols().precision(); })
+      .def_property_readonly("version", [](const Table& t) { return t.symbols().version(); })
       .def_property_readonly("rows", [](const Table& t) { return t.symbols().rows(); })
       // For tests: the decoder lookup's buckets per row, 2**_bucket_bits (symbol_tables.hpp).
       .def_property_readonly("_bucket_bits", [](const Table& t) { return t.symbols().bucket_bits(); })
@@ -118,25 +125,30 @@ void bind_tables(py::module_& m) {
           py::arg("row"), "Entropy in bits of the row's quantized distribution.");
 
   py::class_<ScaleTableHandle, Table, std::shared_ptr<ScaleTableHandle>>(m, "ScaleTable")
-      .def(py::init([](const std::string& family, const py::object& scales, int precision, double tail_mass) {
-             std::vector<float> s = scales_or_default(scales);
-             const Family f = family_from_name(family);
-             py::gil_scoped_release release;
-             return std::make_shared<ScaleTableHandle>(ScaleTable(f, std::move(s), precision, tail_mass));
-           }),
-           py::arg("family"), py::arg("scales"), py::arg("precision"), py::arg("tail_mass"))
+      .def(py::init(
+               [](const std::string& family, const py::object& scales, int precision, double tail_mass, int version) {
+                 std::vector<float> s = scales_or_default(scales);
+                 const Family f = family_from_name(family);
+                 check_version(version);
+                 py::gil_scoped_release release;
+                 return std::make_shared<ScaleTableHandle>(ScaleTable(f, std::move(s), precision, tail_mass, version));
+               }),
+           py::arg("family"), py::arg("scales"), py::arg("precision"), py::arg("tail_mass"),
+           py::arg("version") = kFormatVersion)
       .def_static(
           "from_rows",
           [](const std::string& family, const py::object& scales, int precision, double tail_mass,
-             const py::handle& radius, const py::handle& freqs, const py::handle& crossings) {
+             const py::handle& radius, const py::handle& freqs, const py::handle& crossings, int version) {
             std::vector<float> s = scales_or_default(scales);
             const Family f = family_from_name(family);
+            check_version(version);
             const ScaleRows rows = py_arrays::scale_rows_from_python(radius, freqs, crossings);
             py::gil_scoped_release release;
-            return std::make_shared<ScaleTableHandle>(ScaleTable(f, std::move(s), precision, tail_mass, &rows));
+            return std::make_shared<ScaleTableHandle>(
+                ScaleTable(f, std::move(s), precision, tail_mass, version, &rows));
           },
           py::arg("family"), py::arg("scales"), py::arg("precision"), py::arg("tail_mass"), py::arg("radius"),
-          py::arg("frequencies"), py::arg("crossings"),
+          py::arg("frequencies"), py::arg("crossings"), py::arg("version") = kFormatVersion,
           "A scale table from rows built elsewhere (the GPU builder), see build_scale_rows.")
       .def_property_readonly("family", [](const ScaleTableHandle& t) { return family_name(t.table.family()); })
       .def_property_readonly("tail_mass", [](const ScaleTableHandle& t) { return t.table.tail_mass(); })
@@ -171,19 +183,23 @@ void bind_tables(py::module_& m) {
 
   m.def(
       "build_scale_rows",
-      [](const std::string& family, const py::object& scales, int precision, double tail_mass) {
+      [](const std::string& family, const py::object& scales, int precision, double tail_mass, int version) {
         const std::vector<float> s = scales_or_default(scales);
         const Family f = family_from_name(family);
         ScaleTable::check_arguments(s, precision, tail_mass);
+        check_version(version);
         ScaleRows rows;
         {
           py::gil_scoped_release release;
-          rows = build_scale_rows(f, s, precision, tail_mass);
+          rows = build_scale_rows(f, s, precision, tail_mass, version);
         }
         return py_arrays::scale_rows_to_python(rows);
       },
       py::arg("family"), py::arg("scales"), py::arg("precision"), py::arg("tail_mass"),
+      py::arg("version") = kFormatVersion,
       "The CPU's rows and crossings of a scale table: (radius, flat frequencies, crossings).");
+
+  m.attr("FORMAT_VERSION") = kFormatVersion;
 
   m.def("default_scales", []() {
     const auto s = default_scales();
@@ -193,6 +209,13 @@ void bind_tables(py::module_& m) {
   py::class_<CategoricalTableHandle, Table, std::shared_ptr<CategoricalTableHandle>>(m, "CategoricalTable")
       .def(py::init(&pmfs_handle), py::arg("pmfs"), py::arg("lengths"), py::arg("offsets"), py::arg("tail_mass"),
            py::arg("precision"))
+      .def(
+          "_set_version",
+          [](CategoricalTableHandle& t, int version) {
+            check_version(version);
+            t.table.set_version(version, /*rows_of_version=*/false);
+          },
+          py::arg("version"), "The stream format version it writes (it decodes every version).")
       .def_static("from_frequencies", &frequencies_handle, py::arg("frequencies"), py::arg("lengths"),
                   py::arg("offsets"), py::arg("has_escape"), py::arg("precision"));
 }

@@ -9,6 +9,7 @@
 from ransform._core import StreamError
 from ransform.coder import Decoder, Encoder, decode, encode, ideal_bits
 from ransform.tables import (
+    FORMAT_VERSION,
     CategoricalTable,
     GaussianTable,
     LaplaceTable,
@@ -33,7 +34,7 @@ def __getattr__(name):
 
 
 __all__ = [
-    "CategoricalTable", "Decoder", "Encoder", "GaussianTable", "LaplaceTable", "LogisticTable",
+    "FORMAT_VERSION", "CategoricalTable", "Decoder", "Encoder", "GaussianTable", "LaplaceTable", "LogisticTable",
     "ScaleTable", "StreamError", "Table", "backend", "bitmap", "decode", "default_scales", "encode", "ideal_bits",
     "plot_bitmap",
 ]

@@ -69,6 +69,14 @@ def stream_symbols(data) -> int:
     return _core.stream_symbols(_bytes_like(data))
 
 
+def stream_version(data) -> int:
+    """The format version a stream's header gives (FORMAT.md §2, §9), read without decoding:
+    which version of a scale table decodes it. An empty buffer gives the current version (its
+    decode then reports the empty stream)."""
+    view = memoryview(_bytes_like(data)).cast("B")
+    return view[0] >> 5 if len(view) else _core.FORMAT_VERSION
+
+
 def check_symbols(data, expected: int, what: str = "the latent") -> None:
     """Refuses a stream whose header does not announce ``expected`` symbols, before a decoder
     allocates indexes for them (a small forged file must not cost gigabytes)."""

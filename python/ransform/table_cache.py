@@ -57,19 +57,19 @@ def _entry_digest(key: str, rows) -> str:
     return _digest(key.encode(), *(np.ascontiguousarray(a).tobytes() for a in rows))
 
 
-def scale_rows(family: str, scales: np.ndarray | None, precision: int, tail_mass: float):
-    """(radius, frequencies, crossings) of a scale table: read from the cache when a valid
-    entry is there, else built by ``_core`` and stored."""
+def scale_rows(family: str, scales: np.ndarray | None, precision: int, tail_mass: float, version: int):
+    """(radius, frequencies, crossings) of a scale table of format version ``version``: read
+    from the cache when a valid entry is there, else built by ``_core`` and stored."""
     folder = cache_dir()
     if folder is None:
-        return _core.build_scale_rows(family, scales, precision, tail_mass)
+        return _core.build_scale_rows(family, scales, precision, tail_mass, version)
     key = _digest(b"scale-rows-1", _library_digest().encode(), family.encode(),
                   b"default" if scales is None else scales.tobytes(), str(precision).encode(),
-                  float(tail_mass).hex().encode())
+                  float(tail_mass).hex().encode(), str(version).encode())
     path = folder / "tables" / f"{key}.npz"
     rows = _read(path, key)
     if rows is None:
-        rows = _core.build_scale_rows(family, scales, precision, tail_mass)
+        rows = _core.build_scale_rows(family, scales, precision, tail_mass, version)
         _write(path, key, rows)
     return rows
 

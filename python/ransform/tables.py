@@ -22,6 +22,9 @@ from ransform._arrays import as_float32, as_int32, output_for, to_numpy
 
 DEFAULT_PRECISION = 16
 DEFAULT_TAIL_MASS = 1e-9
+#: The stream format version written by default (docs/FORMAT.md section 9); streams of every
+#: earlier version still decode.
+FORMAT_VERSION = _core.FORMAT_VERSION
 
 
 class Table:
@@ -37,6 +40,13 @@ class Table:
     @property
     def rows(self) -> int:
         return self._native.rows
+
+    @property
+    def version(self) -> int:
+        """The stream format version this table writes. A scale table's rows are that version's
+        alone (version 2 changed its escape frequency), so it decodes that version's streams
+        only; other tables decode every version."""
+        return self._native.version
 
     def __len__(self) -> int:
         return self._native.rows
@@ -75,7 +85,11 @@ class ScaleTable(Table):
             which the family leaves tail_mass (default 1e-9). Within that bound each row takes
             the R with the least expected code length, so wide rows drop tail symbols rarer
             than about 2**-precision rather than give each a count. Values outside a row are
-            coded as its escape symbol plus an exp-Golomb code; every int32 round-trips.
+            coded as its escape symbol plus their distance (Elias delta in version 2,
+            exp-Golomb in version 1); every int32 round-trips.
+        version: the stream format version (default :data:`FORMAT_VERSION`, 2). Version 2
+            rows give the escape symbol a probability of at least 2**-12; ``version=1`` builds
+            the rows that streams written before version 2 need, and writes such streams.
 
     ``index(scales)`` maps each float32 scale to the row with the least expected code length
     for data of that scale: ``index = #{thresholds <= scale}``, with the thresholds in
@@ -83,11 +97,11 @@ class ScaleTable(Table):
     """
 
     def __init__(self, scales=None, *, family: str = "gaussian", precision: int = DEFAULT_PRECISION,
-                 tail_mass: float = DEFAULT_TAIL_MASS, device: str = "cpu"):
+                 tail_mass: float = DEFAULT_TAIL_MASS, device: str = "cpu", version: int = FORMAT_VERSION):
         if scales is not None:
             scales = as_float32(scales, "scales").ravel()
         self._native = _cached_native(family, None if scales is None else scales.tobytes(),
-                                      int(precision), float(tail_mass), _builder_device(device))
+                                      int(precision), float(tail_mass), _builder_device(device), int(version))
 
     @property
     def family(self) -> str:
@@ -120,17 +134,20 @@ class ScaleTable(Table):
     def __repr__(self) -> str:
         s = self.scales
         return (f"ScaleTable(family={self.family!r}, rows={self.rows}, scales={s[0]:.4g}..{s[-1]:.4g}, "
-                f"precision={self.precision}, tail_mass={self.tail_mass:g})")
+                f"precision={self.precision}, tail_mass={self.tail_mass:g}, version={self.version})")
 
 
 @functools.lru_cache(maxsize=32)
-def _cached_native(family, scales_bytes, precision, tail_mass, device):
+def _cached_native(family, scales_bytes, precision, tail_mass, device, version):
     scales = None if scales_bytes is None else np.frombuffer(scales_bytes, dtype=np.float32)
+    if version not in (1, FORMAT_VERSION):
+        raise ValueError(f"version must be 1 or {FORMAT_VERSION} (a stream format version), got {version}")
     if device == "cpu":  # rows from the disk cache when an earlier process built them (table_cache.py)
-        return _core.ScaleTable.from_rows(family, scales, precision, tail_mass,
-                                          *table_cache.scale_rows(family, scales, precision, tail_mass))
-    rows = build_scale_rows(scales, family=family, precision=precision, tail_mass=tail_mass, device=device)
-    return _core.ScaleTable.from_rows(family, scales, precision, tail_mass, *rows)
+        rows = table_cache.scale_rows(family, scales, precision, tail_mass, version)
+    else:
+        rows = build_scale_rows(scales, family=family, precision=precision, tail_mass=tail_mass, device=device,
+                                version=version)
+    return _core.ScaleTable.from_rows(family, scales, precision, tail_mass, *rows, version)
 
 
 def _builder_device(device) -> str:
@@ -141,7 +158,7 @@ def _builder_device(device) -> str:
 
 
 def build_scale_rows(scales=None, *, family: str = "gaussian", precision: int = DEFAULT_PRECISION,
-                     tail_mass: float = DEFAULT_TAIL_MASS, device: str = "cpu"):
+                     tail_mass: float = DEFAULT_TAIL_MASS, device: str = "cpu", version: int = FORMAT_VERSION):
     """What a :class:`ScaleTable` is built from, before its index lookup: ``(radius, frequencies,
     crossings)``, the int32 radius R_j of each row, the rows' frequencies concatenated (2 R_j + 2
     each: -R_j..R_j, then escape) and the float64 scale where each pair of adjacent rows cross.
@@ -151,27 +168,27 @@ def build_scale_rows(scales=None, *, family: str = "gaussian", precision: int = 
     if scales is not None:
         scales = as_float32(scales, "scales").ravel()
     if device == "cpu":
-        return _core.build_scale_rows(family, scales, int(precision), float(tail_mass))
+        return _core.build_scale_rows(family, scales, int(precision), float(tail_mass), int(version))
     from ransform.kernels import build_scale_rows_on_gpu  # torch loads on this path only
 
     return build_scale_rows_on_gpu(family, _core.default_scales() if scales is None else scales, int(precision),
-                                   float(tail_mass), device)
+                                   float(tail_mass), int(version), device)
 
 
 def GaussianTable(scales=None, *, precision: int = DEFAULT_PRECISION, tail_mass: float = DEFAULT_TAIL_MASS,
-                  family: str = "gaussian") -> ScaleTable:
+                  family: str = "gaussian", version: int = FORMAT_VERSION) -> ScaleTable:
     """The default table for mean-scale models: discretized Gaussians (see :class:`ScaleTable`)."""
-    return ScaleTable(scales, family=family, precision=precision, tail_mass=tail_mass)
+    return ScaleTable(scales, family=family, precision=precision, tail_mass=tail_mass, version=version)
 
 
-def LaplaceTable(scales=None, *, precision: int = DEFAULT_PRECISION,
-                 tail_mass: float = DEFAULT_TAIL_MASS) -> ScaleTable:
-    return ScaleTable(scales, family="laplace", precision=precision, tail_mass=tail_mass)
+def LaplaceTable(scales=None, *, precision: int = DEFAULT_PRECISION, tail_mass: float = DEFAULT_TAIL_MASS,
+                 version: int = FORMAT_VERSION) -> ScaleTable:
+    return ScaleTable(scales, family="laplace", precision=precision, tail_mass=tail_mass, version=version)
 
 
-def LogisticTable(scales=None, *, precision: int = DEFAULT_PRECISION,
-                  tail_mass: float = DEFAULT_TAIL_MASS) -> ScaleTable:
-    return ScaleTable(scales, family="logistic", precision=precision, tail_mass=tail_mass)
+def LogisticTable(scales=None, *, precision: int = DEFAULT_PRECISION, tail_mass: float = DEFAULT_TAIL_MASS,
+                  version: int = FORMAT_VERSION) -> ScaleTable:
+    return ScaleTable(scales, family="logistic", precision=precision, tail_mass=tail_mass, version=version)
 
 
 def default_scales() -> np.ndarray:
@@ -203,10 +220,12 @@ class CategoricalTable(Table):
             A row with tail mass 0 has no escape symbol and cannot code values outside its range.
         precision: probability precision in bits, 12..16.
         lengths: number of valid columns of each row (default: all).
+        version: the stream format version it writes (default :data:`FORMAT_VERSION`; 1 for
+            readers older than version 2). It decodes streams of every version.
     """
 
     def __init__(self, pmfs, offsets=0, tail_mass: float = DEFAULT_TAIL_MASS, precision: int = DEFAULT_PRECISION,
-                 lengths=None):
+                 lengths=None, *, version: int = FORMAT_VERSION):
         p = to_numpy(pmfs, "pmfs")
         if p.ndim == 1:
             p = p[None, :]
@@ -219,12 +238,14 @@ class CategoricalTable(Table):
         lengths = np.full(rows, p.shape[1], np.int32) if lengths is None else _per_row(lengths, rows, "lengths", np.int32)
         self._native = _core.CategoricalTable(p, lengths, _per_row(offsets, rows, "offsets", np.int32),
                                               _per_row(tail_mass, rows, "tail_mass", np.float64), int(precision))
+        self._native._set_version(int(version))
 
     @classmethod
     def from_frequencies(cls, frequencies, offsets=0, *, has_escape: bool = True, precision: int = DEFAULT_PRECISION,
-                         lengths=None) -> "CategoricalTable":
+                         lengths=None, version: int = FORMAT_VERSION) -> "CategoricalTable":
         """A table from already quantized frequencies (each >= 1, each row summing to
-        2**precision; with ``has_escape`` the last valid column of each row is the escape)."""
+        2**precision; with ``has_escape`` the last valid column of each row is the escape).
+        ``version`` as for the constructor."""
         f = to_numpy(frequencies, "frequencies")
         if f.ndim == 1:
             f = f[None, :]
@@ -240,6 +261,7 @@ class CategoricalTable(Table):
         table = cls.__new__(cls)
         table._native = _core.CategoricalTable.from_frequencies(f, lengths, _per_row(offsets, rows, "offsets", np.int32),
                                                                 bool(has_escape), int(precision))
+        table._native._set_version(int(version))
         return table
 
     def __repr__(self) -> str:

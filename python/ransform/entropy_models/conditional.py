@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ransform.coder import Decoder, check_symbols, decode, encode
+from ransform.coder import Decoder, check_symbols, decode, encode, stream_version
 from ransform.entropy_models.base import EntropyModel, as_host_array
 from ransform.kernels import backend, conditional_likelihood, scale_index, upper_tail
 from ransform.ops import lower_bound
@@ -64,6 +64,7 @@ class GaussianConditional(EntropyModel):
             self._requested_scales = s
         self.register_buffer("scale_table", torch.zeros(0))
         self._table = None
+        self._older_tables = {}  # format version -> the rows its streams were coded with
 
     def likelihood(self, values: torch.Tensor, scales: torch.Tensor, means: torch.Tensor | None = None):
         """P(v - 1/2 < X <= v + 1/2), without the likelihood bound."""
@@ -93,7 +94,7 @@ class GaussianConditional(EntropyModel):
             return False
         scales = default_scales() if self._requested_scales is None else self._requested_scales
         self.scale_table = torch.from_numpy(np.array(scales, dtype=np.float32)).to(self.scale_table.device)
-        self._table = None
+        self._tables_changed()
         return True
 
     @property
@@ -104,13 +105,30 @@ class GaussianConditional(EntropyModel):
                                      precision=self.precision, tail_mass=self.tail_mass)
         return self._table
 
-    def build_indexes(self, scales: torch.Tensor) -> np.ndarray:
+    def _tables_changed(self) -> None:
+        super()._tables_changed()
+        self._older_tables = {}
+
+    def table_for(self, string: bytes) -> ScaleTable:
+        """The table that decodes ``string``: :attr:`table`, or for a stream of an earlier format
+        version the rows it was coded with (built once; a version-1 file stays readable)."""
+        version = stream_version(string)
+        if version == self.table.version:
+            return self.table
+        if version not in self._older_tables:
+            self._older_tables[version] = ScaleTable(self.table.scales, family=self.family, precision=self.precision,
+                                                     tail_mass=self.tail_mass, version=version)
+        return self._older_tables[version]
+
+    def build_indexes(self, scales: torch.Tensor, table: ScaleTable | None = None) -> np.ndarray:
         """Table row of every scale (int32, scale bound applied): a pure function of the
-        float32 value, so encoder and decoder agree wherever the scales agree."""
+        float32 value, so encoder and decoder agree wherever the scales agree. ``table``:
+        :attr:`table` unless given (a stream's, see :meth:`table_for`)."""
+        table = self.table if table is None else table
         bounded = torch.clamp_min(scales.detach().float(), self.scale_bound)
         if bounded.is_cuda:  # rows computed on the GPU; only the int32 rows travel
-            return as_host_array(scale_index(self.table, bounded), torch.int32)
-        return self.table.index(as_host_array(bounded, torch.float32))
+            return as_host_array(scale_index(table, bounded), torch.int32)
+        return table.index(as_host_array(bounded, torch.float32))
 
     @torch.no_grad()
     def compress(self, x: torch.Tensor, scales: torch.Tensor, means: torch.Tensor | None = None) -> list[bytes]:
@@ -131,8 +149,10 @@ class GaussianConditional(EntropyModel):
             raise ValueError(f"got {len(strings)} streams for a batch of {scales.shape[0]}")
         for s in strings:
             check_symbols(s, scales[0].numel())
-        indexes = self.build_indexes(scales)
-        symbols = np.stack([decode(s, indexes[i], self.table, threads=self.threads) for i, s in enumerate(strings)])
+        tables = [self.table_for(s) for s in strings]
+        indexes = {id(t): self.build_indexes(scales, t) for t in tables}  # once per version in the batch
+        symbols = np.stack([decode(s, indexes[id(t)][i], t, threads=self.threads)
+                            for i, (s, t) in enumerate(zip(strings, tables))])
         y = torch.from_numpy(symbols).to(scales.device, scales.dtype)
         return y if means is None else y + means
 
@@ -158,14 +178,15 @@ class SteppedReader:
 
     def __init__(self, model: GaussianConditional, string: bytes):
         self._model = model
-        self._decoder = Decoder(string, model.table)
+        self._table = model.table_for(string)
+        self._decoder = Decoder(string, self._table)
 
     @torch.no_grad()
     def read(self, scales: torch.Tensor, means: torch.Tensor | None = None) -> torch.Tensor:
         if means is not None and means.shape != scales.shape:
             raise ValueError(f"scales and means must have the same shape, got {tuple(scales.shape)} "
                              f"and {tuple(means.shape)}")
-        symbols = self._decoder.decode(np.ascontiguousarray(self._model.build_indexes(scales)))
+        symbols = self._decoder.decode(np.ascontiguousarray(self._model.build_indexes(scales, self._table)))
         y = torch.from_numpy(symbols).to(scales.device, scales.dtype)
         return y if means is None else y + means
 

@@ -21,14 +21,14 @@ from ransform.kernels.families import check_family
 
 
 # --- scale tables ------------------------------------------------------------------------------
-def build_scale_rows_on_gpu(family: str, scales: np.ndarray, precision: int, tail_mass: float, device):
+def build_scale_rows_on_gpu(family: str, scales: np.ndarray, precision: int, tail_mass: float, version: int, device):
     """:func:`ransform.tables.build_scale_rows` on the GPU ``device``: one thread per row, the
     CPU's code; host arrays in and out."""
     if backend() != "cuda":
         raise RuntimeError("building tables on the GPU needs ransform._cuda and a CUDA GPU "
                            f"(ransform.backend() is {backend()!r})")
     with torch.cuda.device(torch.device(device)):
-        return cuda_kernels.build_scale_rows(family, scales, precision, tail_mass, stream())
+        return cuda_kernels.build_scale_rows(family, scales, precision, tail_mass, version, stream())
 
 
 # Thresholds uploaded once per table and device. The key is the table object itself, held
