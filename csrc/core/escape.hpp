@@ -24,6 +24,12 @@
 
 namespace ransform {
 
+inline int floor_log2(uint64_t v) {
+  int l = 0;
+  while (v >> (l + 1)) ++l;
+  return l;
+}
+
 // The code of an escaped value: its side of the range, u = d + 1 and k = floor(log2 u).
 struct EscapeCode {
   bool below;
@@ -35,21 +41,15 @@ inline EscapeCode escape_code(const RowInfo& row, int32_t value) {
   const int64_t lo = row.offset, hi = static_cast<int64_t>(row.offset) + row.nsym - 1;
   EscapeCode c{value < lo, 0, 0};
   c.u = (c.below ? static_cast<uint64_t>(lo - 1 - value) : static_cast<uint64_t>(value - hi - 1)) + 1;
-  while (c.u >> (c.k + 1)) ++c.k;
+  c.k = floor_log2(c.u);
   return c;
-}
-
-inline int floor_log2(uint32_t v) {
-  int l = 0;
-  while (v >> (l + 1)) ++l;
-  return l;
 }
 
 // Bits an escaped value costs beyond the escape symbol itself (the sign included).
 inline int escape_extra_bits(const RowInfo& row, int32_t value, int version) {
   const int k = escape_code(row, value).k;
   if (version == 1) return 2 * k + 2;
-  return 2 * floor_log2(static_cast<uint32_t>(k + 1)) + k + 2;  // n = k + 1
+  return 2 * floor_log2(k + 1) + k + 2;  // n = k + 1
 }
 
 struct EscapeState {

@@ -23,6 +23,12 @@ namespace ransform {
 // Version 2 changed the bits after an escape symbol (escape.hpp) and the scale tables' escape
 // frequency (scale_rows.hpp); everything else is version 1's.
 inline constexpr int kFormatVersion = 2;
+
+inline void check_format_version(int version) {
+  if (version < 1 || version > kFormatVersion)
+    throw InputError("version must be 1 or " + std::to_string(kFormatVersion) + " (a stream format version), got " +
+                     std::to_string(version));
+}
 inline constexpr int kMaxLanes = 8;
 inline constexpr uint64_t kMaxChunkSymbols = uint64_t{1} << 21;  // encoder's chunking target
 

@@ -127,7 +127,7 @@ class ScaleTable {
   ScaleTable(Family family, std::vector<float> scales, int precision, double tail_mass, int version = kFormatVersion,
              const ScaleRows* rows = nullptr)
       : family_(family), scales_(std::move(scales)), tail_mass_(tail_mass), tables_(precision) {
-    check_arguments(scales_, precision, tail_mass);
+    check_arguments(scales_, precision, tail_mass, version);
     tables_.set_version(version, /*rows_of_version=*/true);
     const ScaleRows built = rows ? ScaleRows{} : build_scale_rows(family_, scales_, precision, tail_mass_, version);
     const ScaleRows& use = rows ? *rows : built;
@@ -143,7 +143,8 @@ class ScaleTable {
   }
 
   // Throws InputError unless a table can be built from these arguments.
-  static void check_arguments(const std::vector<float>& scales, int precision, double tail_mass) {
+  static void check_arguments(const std::vector<float>& scales, int precision, double tail_mass, int version) {
+    check_format_version(version);
     SymbolTables{precision};  // checks the precision
     if (scales.empty()) throw InputError("the scale table is empty");
     for (size_t i = 0; i < scales.size(); ++i) {

@@ -39,30 +39,6 @@
 
 namespace ransform {
 
-struct SymbolTablesPrecisions {
-  static constexpr int kMin = 12, kMax = 16, kCount = kMax - kMin + 1;
-};
-
-// q log2 q for q = f / 2^precision, f = 1 .. 2^precision, once per precision: a row's entropy
-// is minus the sum of its symbols' terms, and a table of one row per element (a mixture's)
-// would otherwise spend most of its build in log2. Each term is the expression a row would
-// evaluate for itself, so the sums have the same bits either way.
-inline const std::vector<double>& entropy_terms(int precision) {
-  static const std::vector<double>* terms[SymbolTablesPrecisions::kCount] = {};
-  static std::once_flag once[SymbolTablesPrecisions::kCount];
-  const int i = precision - SymbolTablesPrecisions::kMin;
-  std::call_once(once[i], [&] {
-    const uint64_t total = uint64_t{1} << precision;
-    auto* t = new std::vector<double>(total + 1, 0.0);  // lives as long as the process, like the tables
-    for (uint64_t f = 1; f <= total; ++f) {
-      const double q = static_cast<double>(f) / static_cast<double>(total);
-      (*t)[f] = q * detmath::log2(q);
-    }
-    terms[i] = t;
-  });
-  return *terms[i];
-}
-
 // 16 bytes, so that a row is one shift away from its index.
 struct RowInfo {
   int32_t offset;     // value of local symbol 0
@@ -74,8 +50,8 @@ static_assert(sizeof(RowInfo) == 16, "rows are 16 bytes");
 
 class SymbolTables {
  public:
-  static constexpr int kMinPrecision = SymbolTablesPrecisions::kMin;
-  static constexpr int kMaxPrecision = SymbolTablesPrecisions::kMax;
+  static constexpr int kMinPrecision = 12;
+  static constexpr int kMaxPrecision = 16;
   static constexpr int kBucketBits = 8;     // tables of few rows
   static constexpr int kFewBucketBits = 4;  // tables of many rows
   static constexpr size_t kManyRows = 4096;
@@ -161,9 +137,7 @@ class SymbolTables {
   // alone: a scale table's escape frequency changed in version 2, so a stream of the other
   // version does not decode with it (with other tables either version does).
   void set_version(int version, bool rows_of_version) {
-    if (version < 1 || version > kFormatVersion)
-      throw InputError("format version must be 1.." + std::to_string(kFormatVersion) + ", got " +
-                       std::to_string(version));
+    check_format_version(version);
     version_ = version;
     rows_of_version_ = rows_of_version;
   }
@@ -192,6 +166,27 @@ class SymbolTables {
   }
 
  private:
+  // q log2 q for q = f / 2^precision, f = 1 .. 2^precision, once per precision: a row's entropy
+  // is minus the sum of its symbols' terms, and a table of one row per element (a mixture's)
+  // would otherwise spend most of its build in log2. Each term is the expression a row would
+  // evaluate for itself, so the sums have the same bits either way.
+  static const std::vector<double>& entropy_terms(int precision) {
+    constexpr int kPrecisions = kMaxPrecision - kMinPrecision + 1;
+    static const std::vector<double>* terms[kPrecisions] = {};
+    static std::once_flag once[kPrecisions];
+    const int i = precision - kMinPrecision;
+    std::call_once(once[i], [&] {
+      const uint64_t total = uint64_t{1} << precision;
+      auto* t = new std::vector<double>(total + 1, 0.0);  // lives as long as the process, like the tables
+      for (uint64_t f = 1; f <= total; ++f) {
+        const double q = static_cast<double>(f) / static_cast<double>(total);
+        (*t)[f] = q * detmath::log2(q);
+      }
+      terms[i] = t;
+    });
+    return *terms[i];
+  }
+
   int version_ = kFormatVersion;
   bool rows_of_version_ = false;
   int precision_;

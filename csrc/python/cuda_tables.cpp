@@ -27,8 +27,7 @@ void bind_tables(py::module_& m) {
          std::uintptr_t stream) {
         auto a = py_arrays::contiguous<float>(scales_obj, "scales", "float32");
         const std::vector<float> scales(a.data(), a.data() + a.size());
-        ScaleTable::check_arguments(scales, precision, tail_mass);  // the GPU gets only what the CPU accepts
-        if (version < 1 || version > kFormatVersion) throw py::value_error("unknown format version");
+        ScaleTable::check_arguments(scales, precision, tail_mass, version);  // the GPU gets what the CPU accepts
         const Family f = family_from_name(family);
         ScaleRows rows;
         {

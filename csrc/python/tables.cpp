@@ -21,12 +21,6 @@ using py_tables::Table;
 
 namespace {
 
-void check_version(int version) {
-  if (version < 1 || version > kFormatVersion)
-    throw py::value_error("version must be 1 or " + std::to_string(kFormatVersion) +
-                          " (a stream format version), got " + std::to_string(version));
-}
-
 void check_row(const SymbolTables& t, int64_t row) {
   if (row < 0 || static_cast<uint64_t>(row) >= t.rows())
     throw py::index_error("row " + std::to_string(row) + " out of range for " + std::to_string(t.rows()) + " rows");
@@ -129,7 +123,6 @@ void bind_tables(py::module_& m) {
                [](const std::string& family, const py::object& scales, int precision, double tail_mass, int version) {
                  std::vector<float> s = scales_or_default(scales);
                  const Family f = family_from_name(family);
-                 check_version(version);
                  py::gil_scoped_release release;
                  return std::make_shared<ScaleTableHandle>(ScaleTable(f, std::move(s), precision, tail_mass, version));
                }),
@@ -141,7 +134,6 @@ void bind_tables(py::module_& m) {
              const py::handle& radius, const py::handle& freqs, const py::handle& crossings, int version) {
             std::vector<float> s = scales_or_default(scales);
             const Family f = family_from_name(family);
-            check_version(version);
             const ScaleRows rows = py_arrays::scale_rows_from_python(radius, freqs, crossings);
             py::gil_scoped_release release;
             return std::make_shared<ScaleTableHandle>(
@@ -186,8 +178,7 @@ void bind_tables(py::module_& m) {
       [](const std::string& family, const py::object& scales, int precision, double tail_mass, int version) {
         const std::vector<float> s = scales_or_default(scales);
         const Family f = family_from_name(family);
-        ScaleTable::check_arguments(s, precision, tail_mass);
-        check_version(version);
+        ScaleTable::check_arguments(s, precision, tail_mass, version);
         ScaleRows rows;
         {
           py::gil_scoped_release release;
@@ -211,10 +202,7 @@ void bind_tables(py::module_& m) {
            py::arg("precision"))
       .def(
           "_set_version",
-          [](CategoricalTableHandle& t, int version) {
-            check_version(version);
-            t.table.set_version(version, /*rows_of_version=*/false);
-          },
+          [](CategoricalTableHandle& t, int version) { t.table.set_version(version, /*rows_of_version=*/false); },
           py::arg("version"), "The stream format version it writes (it decodes every version).")
       .def_static("from_frequencies", &frequencies_handle, py::arg("frequencies"), py::arg("lengths"),
                   py::arg("offsets"), py::arg("has_escape"), py::arg("precision"));

@@ -140,8 +140,6 @@ class ScaleTable(Table):
 @functools.lru_cache(maxsize=32)
 def _cached_native(family, scales_bytes, precision, tail_mass, device, version):
     scales = None if scales_bytes is None else np.frombuffer(scales_bytes, dtype=np.float32)
-    if version not in (1, FORMAT_VERSION):
-        raise ValueError(f"version must be 1 or {FORMAT_VERSION} (a stream format version), got {version}")
     if device == "cpu":  # rows from the disk cache when an earlier process built them (table_cache.py)
         rows = table_cache.scale_rows(family, scales, precision, tail_mass, version)
     else:
