@@ -1,6 +1,7 @@
 """Round trips: decode(encode(x)) == x for random tables, shapes, values, dtypes and thread counts."""
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -282,6 +283,21 @@ def test_thread_count_invariance(multi_chunk, gauss):
         assert d == ref, f"threads={t} changed the stream"
     for t in (1, 2, 3, 4, 0):
         assert_decoded(ransform.decode(ref, idx, gauss, threads=t), values, idx)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is Linux's")
+def test_threads_in_a_process_pinned_to_one_cpu(multi_chunk, gauss):
+    """Worker threads start off their creator's CPU where the process may use another
+    (parallel.hpp); a process pinned to one CPU (taskset) still runs every thread count."""
+    values, idx = multi_chunk
+    ref = ransform.encode(values, idx, gauss, threads=1)
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(allowed)})
+    try:
+        assert ransform.encode(values, idx, gauss, threads=4) == ref
+        assert_decoded(ransform.decode(ref, idx, gauss, threads=4), values, idx)
+    finally:
+        os.sched_setaffinity(0, allowed)
 
 
 @pytest.mark.parametrize("n", [MAX_CHUNK_SYMBOLS, MAX_CHUNK_SYMBOLS + 1])
