@@ -312,11 +312,36 @@ def test_a_real_process_prints_one_line(row, files, tmp_path):
 def test_a_missing_input_is_refused_before_torch_loads(args, tmp_path):
     """The commonest mistakes answer at once: torch (about a second to import) is not loaded."""
     args = [a.format(missing=tmp_path / "nope", folder=tmp_path) for a in args]
+    assert str(tmp_path) in _refused_without_torch(args)
+
+
+def _refused_without_torch(args) -> str:
+    """The one line of a CLI call that exits 2 without importing torch."""
     probe = ("import sys\nfrom ransform import cli\nstatus = cli.main(sys.argv[1:])\n"
              "print(status, 'torch' in sys.modules)")
     run = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=120)
     assert run.stdout.split() == ["2", "False"], run.stdout + run.stderr
-    assert len(run.stderr.strip().splitlines()) == 1 and str(tmp_path) in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+    return run.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["compress", "{image}"], "give --model and --quality"),
+    (["compress", "{image}", "--model", "nope", "--quality", "3"], "no shipped weights for nope quality 3"),
+    (["compress", "{image}", "--model", "mbt2018-mean-small", "--quality", "99"], "quality 99"),
+    (["compress", "{image}", "--checkpoint", "{missing}.pt"], "no such checkpoint"),
+    (["compress", "{image}", "--checkpoint", "{folder}"], "is a directory, not a checkpoint"),
+    (["compress", "{image}", "--model", "compressai/mbt2018-mean", "--quality", "9"], "qualities 1..8, got 9"),
+    (["decompress", "{image}"], "not a ransform .rfm file"),
+    (["eval", "{folder}", "--model", "nope", "--quality", "1"], "no shipped weights for nope"),
+    (["eval", "{folder}", "--model", "mbt2018-mean-small"], "give --quality"),
+    (["bitmap", "{image}", "-o", "{folder}/bits.png", "--model", "nope", "--quality", "1"], "no shipped weights"),
+])
+def test_a_wrong_model_choice_is_refused_before_torch_loads(args, message, tmp_path):
+    image = tmp_path / "photo.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n")  # read only by the commands that get past the checks
+    args = [a.format(image=image, missing=tmp_path / "nope", folder=tmp_path) for a in args]
+    assert message in _refused_without_torch(args)
 
 
 def test_ctrl_c_is_one_line(tmp_path):

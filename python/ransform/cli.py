@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 import ransform
-from ransform import batch
+from ransform import batch, container, zoo
 from ransform.files import output_path, write_atomic
 
 
@@ -279,6 +279,7 @@ def compress_cmd(args) -> int:
     else:
         _existing_file(args.image[0])
         jobs = [batch.Job(args.image[0], output_path(args.output or args.image[0] + ".rfm", args.force, args.image))]
+    zoo.check_choice(args.model, args.quality, args.checkpoint)
     from ransform import codec
 
     t0 = time.perf_counter()
@@ -361,7 +362,8 @@ def decompress_cmd(args) -> int:
     else:
         source = args.file[0]
         out = output_path(args.output or _decompressed_name(source), args.force, [source, args.original])
-        _existing_file(source)
+        with open(source, "rb") as f:
+            container.unpack(f.read())  # not an .rfm file, or a damaged one: said before torch loads
         if args.original:
             _existing_file(args.original)
         jobs = [batch.Job(source, out)]
@@ -393,23 +395,22 @@ def _print_summary(summary) -> None:
 
 
 def eval_cmd(args) -> int:
-    from ransform import codec, evaluation
-    from ransform.batch import image_files
-
     if args.output:
         output_path(args.output, args.force)  # before an evaluation that may take minutes
-    files = image_files(args.directory)
+    files = batch.image_files(args.directory)
     qualities = args.quality or []  # parsed by _qualities
     checkpoints = args.checkpoint.split(",") if args.checkpoint else []
     if checkpoints and qualities and len(checkpoints) != len(qualities):
         raise ValueError(f"{len(checkpoints)} checkpoints for {len(qualities)} qualities")
-    runs = []
-    for i in range(max(len(checkpoints), len(qualities))):
-        model = _configured(codec.load_model(args.model, qualities[i] if qualities else None,
-                                           checkpoints[i] if checkpoints else None), args)
-        runs.append(model)
-    if not runs:
+    choices = [(args.model, qualities[i] if qualities else None, checkpoints[i] if checkpoints else None)
+               for i in range(max(len(checkpoints), len(qualities)))]
+    if not choices:
         raise ValueError("give --quality (shipped weights) and/or --checkpoint")
+    for choice in choices:
+        zoo.check_choice(*choice)
+    from ransform import codec, evaluation
+
+    runs = [_configured(codec.load_model(*choice), args) for choice in choices]
     keys = [model.quality or i + 1 for i, model in enumerate(runs)]
     if len(set(keys)) != len(keys):  # every checkpoint keeps its row
         keys = list(range(1, len(runs) + 1))
@@ -443,7 +444,6 @@ def bench_codecs_cmd(args) -> int:
     import os
 
     from ransform import evaluation
-    from ransform.batch import image_files
 
     codecs = args.codecs.split(",") if args.codecs else evaluation.available_codecs()
     unknown = [c for c in codecs if c not in evaluation.CODEC_QUALITIES]
@@ -455,7 +455,7 @@ def bench_codecs_cmd(args) -> int:
                          f"(it has {', '.join(have)})")
     if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
         raise ValueError(f"-o {args.output_dir} is not a folder (one JSON per codec is written there)")
-    files = image_files(args.directory)
+    files = batch.image_files(args.directory)
     os.makedirs(args.output_dir, exist_ok=True)
     for name in codecs:
         output_path(os.path.join(args.output_dir, f"{name}.json"), args.force)
@@ -488,10 +488,11 @@ def plot_cmd(args) -> int:
 
 
 def bitmap_cmd(args) -> int:
+    output_path(args.output, args.force, [args.image])
+    zoo.check_choice(args.model, args.quality, args.checkpoint)
     from ransform import codec
     from ransform.bitmaps import bitmap, plot_bitmap
 
-    output_path(args.output, args.force, [args.image])
     model = _configured(codec.load_model(args.model, args.quality, args.checkpoint), args)
     x = codec.read_image(args.image)
     bm = bitmap(model.net, x)
@@ -549,7 +550,7 @@ def demo(args) -> int:
 
     from PIL import Image
 
-    from ransform import codec, evaluation, zoo
+    from ransform import codec, evaluation
     from ransform.bitmaps import bitmap, plot_bitmap
 
     if args.model or args.checkpoint:

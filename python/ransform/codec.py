@@ -68,6 +68,7 @@ def coding_mode(net: models.CompressionModel, portable: bool):
 def load_model(name: str | None = None, quality: int | None = None, checkpoint: str | None = None) -> LoadedModel:
     """A model ready to code: shipped weights by name and quality, or a checkpoint file
     (a ransform training checkpoint knows its model; a CompressAI one needs ``name``)."""
+    zoo.check_choice(name, quality, checkpoint)
     if checkpoint is not None:
         state = load_checkpoint(checkpoint)
         if isinstance(state, dict) and "model" in state and isinstance(state["model"], str):
@@ -77,8 +78,6 @@ def load_model(name: str | None = None, quality: int | None = None, checkpoint: 
         net = models.from_state_dict(zoo.architecture(name), state).eval()
         net.update()
     else:
-        if name is None or quality is None:
-            raise ValueError("give --model and --quality (shipped weights) or --checkpoint PATH")
         net = zoo.load(name, quality)
     if quality:
         net.use_quality(int(quality))  # a variable-rate model codes at the file's quality

@@ -23,21 +23,28 @@ class UnsafeCheckpointError(ValueError):
     """A checkpoint that is not plain data (loading it would run code it carries)."""
 
 
-def load_checkpoint(path, map_location="cpu"):
-    """What ``torch.load`` returns for a checkpoint of tensors and plain containers; a
-    gzip-compressed checkpoint (as ransform ships its weights) is read through gzip."""
-    import torch
-
+def existing_checkpoint(path) -> Path:
+    """``path``, or the ValueError :func:`load_checkpoint` gives for a missing file or a folder:
+    without torch, so that the CLI refuses those at once."""
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path} is a directory, not a checkpoint file")
+    if not path.exists():
+        raise ValueError(f"no such checkpoint: {path}")
+    return path
+
+
+def load_checkpoint(path, map_location="cpu"):
+    """What ``torch.load`` returns for a checkpoint of tensors and plain containers; a
+    gzip-compressed checkpoint (as ransform ships its weights) is read through gzip."""
+    path = existing_checkpoint(path)
+    import torch
+
     try:
         data = path.read_bytes()
         if data[:2] == GZIP_MAGIC:
             data = gzip.decompress(data)
         return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise ValueError(f"no such checkpoint: {path}") from None
     except pickle.UnpicklingError as exc:
         if "GLOBAL" in str(exc) or "Unsupported global" in str(exc):  # an object that loads by running code
             raise UnsafeCheckpointError(

@@ -9,9 +9,13 @@ checkpoint; docs/MODELS.md records how each was trained, converted and on what.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ransform import models, published
-from ransform.files import load_checkpoint
+from ransform import published
+from ransform.files import existing_checkpoint, load_checkpoint
+
+if TYPE_CHECKING:
+    from ransform import models
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
@@ -63,12 +67,33 @@ def load(name: str, quality: int, pretrained: str | None = None, metric: str = "
     if name.startswith(published.PREFIX):
         arch, metric = published.parse(name)
         return published.load(arch, quality, metric, progress)
+    from ransform import models  # torch: not needed by the checks above
+
+    arch, filename = _shipped_entry(name, quality)
+    net = models.from_state_dict(arch, load_checkpoint(WEIGHTS_DIR / filename)).eval()
+    net.update()
+    return net
+
+
+def _shipped_entry(name: str, quality: int) -> tuple[str, str]:
     try:
-        arch, filename = SHIPPED[(name, int(quality))]
+        return SHIPPED[(name, int(quality))]
     except KeyError:
         have = ", ".join(f"{n} q{q}" for n, q in shipped()) or "none yet"
         raise ValueError(f"no shipped weights for {name} quality {quality} (shipped: {have}; CompressAI's "
                          "published ones: --pretrained compressai); or pass a checkpoint (--checkpoint PATH)") from None
-    net = models.from_state_dict(arch, load_checkpoint(WEIGHTS_DIR / filename)).eval()
-    net.update()
-    return net
+
+
+def check_choice(name: str | None, quality: int | None, checkpoint=None) -> None:
+    """Raises the ValueError that loading this choice of weights would give for a missing
+    checkpoint, a name or quality without weights, or neither given; without torch (about a
+    second to import), so the CLI answers those mistakes at once."""
+    if checkpoint is not None:
+        existing_checkpoint(checkpoint)
+    elif name is None or quality is None:
+        raise ValueError("give --model and --quality (shipped weights) or --checkpoint PATH")
+    elif name.startswith(published.PREFIX):
+        arch, metric = published.parse(name)
+        published.file_name(arch, metric, int(quality))
+    else:
+        _shipped_entry(name, quality)
