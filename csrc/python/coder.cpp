@@ -178,6 +178,13 @@ void bind_coder(py::module_& m) {
         return read_header(static_cast<const uint8_t*>(info.ptr), static_cast<size_t>(info.size)).symbols;
       },
       py::arg("data"));
+  m.def(
+      "stream_version",
+      [](const py::buffer& data) {
+        py::buffer_info info = stream_buffer(data);
+        return read_header(static_cast<const uint8_t*>(info.ptr), static_cast<size_t>(info.size)).version;
+      },
+      py::arg("data"));
 
   m.def(
       "ideal_bits",

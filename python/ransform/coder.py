@@ -71,10 +71,8 @@ def stream_symbols(data) -> int:
 
 def stream_version(data) -> int:
     """The format version a stream's header gives (FORMAT.md §2, §9), read without decoding:
-    which version of a scale table decodes it. An empty buffer gives the current version (its
-    decode then reports the empty stream)."""
-    view = memoryview(_bytes_like(data)).cast("B")
-    return view[0] >> 5 if len(view) else _core.FORMAT_VERSION
+    which version of a scale table decodes it. Raises StreamError for a malformed header."""
+    return _core.stream_version(_bytes_like(data))
 
 
 def check_symbols(data, expected: int, what: str = "the latent") -> None:
